@@ -1,0 +1,64 @@
+# LVNet in Go. `make demo` and `make test` install what is missing (Debian 12),
+# build and run. TORCH_DIR=/path/to/libtorch builds against an official
+# libtorch distribution (CPU or CUDA) instead of Debian's libtorch-dev.
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+TORCH_DIR ?=
+DEB_PKGS := libtorch-dev libopenblas0-pthread ffmpeg g++ pkg-config
+
+ifeq ($(TORCH_DIR),)
+TORCH_CFLAGS := -I/usr/include/torch/csrc/api/include
+TORCH_LDFLAGS :=
+else
+TORCH_CFLAGS := -I$(TORCH_DIR)/include -I$(TORCH_DIR)/include/torch/csrc/api/include \
+  -D_GLIBCXX_USE_CXX11_ABI=$(shell grep -q 'GLIBCXX_USE_CXX11_ABI=0' $(TORCH_DIR)/share/cmake/Torch/TorchConfig.cmake 2>/dev/null && echo 0 || echo 1)
+TORCH_LDFLAGS := -L$(TORCH_DIR)/lib -Wl,-rpath,$(TORCH_DIR)/lib \
+  $(if $(wildcard $(TORCH_DIR)/lib/libtorch_cuda.so),-Wl,--no-as-needed -ltorch_cuda -ltorch -Wl,--as-needed)
+endif
+
+SHIM_LIB := $(BUILD)/liblvshim.a
+export CGO_LDFLAGS := $(TORCH_LDFLAGS)
+# Relink Go binaries whenever the shim changes (go's cache does not see .a files).
+SHIM_ID = $(shell sha1sum $(SHIM_LIB) 2>/dev/null | cut -c1-12)
+GOFLAGS_LD = -ldflags "-X github.com/lvnet-go/lvnet/torch.shimID=$(SHIM_ID)"
+
+.PHONY: all deps build shim demo test bench vet clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ -z "$(TORCH_DIR)" ] || [ "$$missing" != " libtorch-dev" ]; then \
+	    echo "installing:$$missing"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	fi
+
+$(BUILD)/lvshim.o: csrc/lvshim.cpp csrc/lvshim.h
+	@mkdir -p $(BUILD)
+	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -c $< -o $@
+
+$(SHIM_LIB): $(BUILD)/lvshim.o
+	ar rcs $@ $^
+
+shim: $(SHIM_LIB)
+
+build: deps $(SHIM_LIB)
+	$(GO) build $(GOFLAGS_LD) -o bin/lvnet ./cmd/lvnet
+
+demo: build
+	./bin/lvnet version
+	./bin/lvnet demo
+
+test: deps $(SHIM_LIB)
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_LD) -count=1 -timeout 60m ./...
+
+bench: deps $(SHIM_LIB)
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -bench . -benchtime 3x ./torch/
+
+clean:
+	rm -rf $(BUILD) bin

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// errHelp is returned when the user asked for a command's help.
+var errHelp = errors.New("help requested")
+
+// newFlags returns a flag set for a subcommand that reports errors instead of
+// exiting, with a usage text naming the arguments.
+func newFlags(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("lvnet "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: lvnet %s [flags] %s\n\nflags:\n", name, args)
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("lvnet detect a.png --json"), and maps errors to usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return errHelp
+			}
+			return usagef("%v", err)
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			pos = append(pos, rest[1:]...)
+			break
+		}
+		pos = append(pos, rest[0])
+		rest = rest[1:]
+	}
+	// Re-parse the positional list only so fs.Args() returns it.
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package torch
+
+/*
+#include <stdlib.h>
+#include <malloc.h>
+#include "../csrc/lvshim.h"
+*/
+import "C"
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+)
+
+// ThreadsEnv names the environment variable that overrides the default
+// intra-op thread count.
+const ThreadsEnv = "LVNET_THREADS"
+
+func init() {
+	// This libtorch starts with one intra-op thread; default to all CPUs.
+	n := runtime.NumCPU()
+	if v, err := strconv.Atoi(os.Getenv(ThreadsEnv)); err == nil && v > 0 {
+		n = v
+	}
+	C.lt_set_threads(C.int(n))
+}
+
+// SetThreads sets the number of intra-op threads libtorch uses (at least 1).
+func SetThreads(n int) { C.lt_set_threads(C.int(n)) }
+
+// Threads returns the intra-op thread count in use.
+func Threads() int { return int(C.lt_get_threads()) }
+
+// CUDADeviceCount returns the number of usable CUDA devices (0 when this
+// libtorch has no CUDA).
+func CUDADeviceCount() int { return int(C.lt_cuda_device_count()) }
+
+// CUDAAvailable reports whether at least one CUDA device can be used.
+func CUDAAvailable() bool { return CUDADeviceCount() > 0 }
+
+// Info describes the libtorch in use.
+type Info struct {
+	TorchVersion   string `json:"torch_version"`
+	MKLDNN         bool   `json:"mkldnn"`
+	MKL            bool   `json:"mkl"`
+	OpenMP         bool   `json:"openmp"`
+	CUDA           bool   `json:"cuda"`
+	CUDADevices    int    `json:"cuda_devices"`
+	Threads        int    `json:"threads"`
+	InteropThreads int    `json:"interop_threads"`
+	BLAS           string `json:"blas"`
+}
+
+// RuntimeInfo queries libtorch for its version and capabilities, and names the
+// BLAS library loaded in this process.
+func RuntimeInfo() (Info, error) {
+	var p *C.char
+	var info Info
+	if err := cerr("info", C.lt_info(&p)); err != nil {
+		return info, err
+	}
+	s := C.GoString(p)
+	C.free(unsafe.Pointer(p))
+	if err := json.Unmarshal([]byte(s), &info); err != nil {
+		return info, err
+	}
+	info.BLAS = LoadedBLAS()
+	return info, nil
+}
+
+// LoadedBLAS names the BLAS shared library mapped into this process (resolving
+// Debian's alternatives links), or "" when none is loaded.
+func LoadedBLAS() string {
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.IndexByte(line, '/')
+		if i < 0 {
+			continue
+		}
+		path := line[i:]
+		base := filepath.Base(path)
+		if strings.Contains(base, "openblas") || strings.HasPrefix(base, "libblas") || strings.Contains(base, "libmkl") || strings.Contains(base, "blis") {
+			if real, err := filepath.EvalSymlinks(path); err == nil {
+				path = real
+			}
+			switch {
+			case strings.Contains(path, "openblas"):
+				return "openblas (" + path + ")"
+			case strings.Contains(path, "mkl"):
+				return "mkl (" + path + ")"
+			case strings.Contains(path, "blis"):
+				return "blis (" + path + ")"
+			default:
+				return "reference (" + path + ")"
+			}
+		}
+	}
+	return ""
+}
+
+// KeepFreedMemory tells glibc's allocator to keep freed memory instead of
+// returning it to the kernel (large mmap threshold, no trimming, 1 GiB top
+// pad). libtorch allocates and frees large activation buffers every step; with
+// the defaults each of them is a fresh mmap that page-faults in again, which
+// costs about 40% of an LVNet step on this machine. Memory is still reused.
+func KeepFreedMemory() {
+	C.mallopt(C.M_MMAP_THRESHOLD, C.int(1<<30))
+	C.mallopt(C.M_TRIM_THRESHOLD, C.int(2147483647))
+	C.mallopt(C.M_TOP_PAD, C.int(1<<30))
+}
+
+// PeakRSSMB returns the process's peak resident set size in MiB (VmHWM).
+func PeakRSSMB() float64 { return procStatusMB("VmHWM:") }
+
+// RSSMB returns the current resident set size in MiB (VmRSS).
+func RSSMB() float64 { return procStatusMB("VmRSS:") }
+
+func procStatusMB(key string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, key) {
+			f := strings.Fields(line[len(key):])
+			if len(f) > 0 {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+// AdamStep applies one torch.optim.Adam update to params (see lvshim.h):
+// expAvg and expAvgSq are the moment buffers, steps the per-parameter step
+// counts after incrementing, wd the per-parameter L2 weight decay.
+func AdamStep(params, expAvg, expAvgSq []*Tensor, steps []int64, wd []float64, lr, b1, b2, eps float64) error {
+	n := len(params)
+	if len(expAvg) != n || len(expAvgSq) != n || len(steps) != n || len(wd) != n {
+		return &Error{Op: "adam", Msg: "argument lengths differ"}
+	}
+	if n == 0 {
+		return nil
+	}
+	all := make([]*Tensor, 0, 3*n)
+	all = append(append(append(all, params...), expAvg...), expAvgSq...)
+	hs, err := handles("adam", all)
+	if err != nil {
+		return err
+	}
+	e := C.lt_adam_step(&hs[0], &hs[n], &hs[2*n], (*C.int64_t)(unsafe.Pointer(&steps[0])),
+		(*C.double)(unsafe.Pointer(&wd[0])), C.int(n), C.double(lr), C.double(b1), C.double(b2), C.double(eps))
+	runtime.KeepAlive(all)
+	return cerr("adam", e)
+}
+
+// shimID is set by the Makefile to a hash of the compiled shim, so that Go
+// relinks binaries when only the C++ side changed.
+var shimID = "dev"
+
+// ShimID identifies the compiled C++ shim this binary was linked with.
+func ShimID() string { return shimID }
