@@ -208,6 +208,9 @@ func (t *Tensor) Unfold(k, dilation, padding, stride [2]int64) *Tensor {
 // Dropout zeroes elements with probability p in training mode, scaling the
 // rest by 1/(1-p); g (nil: libtorch's global generator) draws the mask.
 func (t *Tensor) Dropout(p float64, train bool, g *Generator) *Tensor {
+	if e := g.closedErr("dropout"); e != nil {
+		return e
+	}
 	return call("dropout", func(out *C.lt_tensor) C.lt_err {
 		return C.lt_dropout(t.h, C.double(p), cbool(train), g.handle(), out)
 	}, t)

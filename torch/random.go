@@ -42,8 +42,20 @@ func (g *Generator) handle() C.lt_gen {
 	return g.h
 }
 
+// closedErr returns an error tensor when g was closed (a nil g means the
+// global generator and is fine), so that draws never fall back silently.
+func (g *Generator) closedErr(op string) *Tensor {
+	if g != nil && g.h == nil {
+		return errT(&Error{Op: op, Msg: "generator was closed"}, nil)
+	}
+	return nil
+}
+
 // State returns the generator state as a uint8 tensor (caller frees).
 func (g *Generator) State() *Tensor {
+	if g == nil || g.h == nil {
+		return errT(&Error{Op: "get_state", Msg: "nil or closed generator"}, nil)
+	}
 	t := callIn(nil, "get_state", func(out *C.lt_tensor) C.lt_err { return C.lt_gen_get_state(g.h, out) })
 	runtime.KeepAlive(g)
 	return t
@@ -51,6 +63,9 @@ func (g *Generator) State() *Tensor {
 
 // SetState restores a state from State.
 func (g *Generator) SetState(st *Tensor) error {
+	if g == nil || g.h == nil {
+		return &Error{Op: "set_state", Msg: "nil or closed generator"}
+	}
 	if err := st.Err(); err != nil {
 		return err
 	}
@@ -65,6 +80,9 @@ func ManualSeed(seed uint64) error { return cerr("manual_seed", C.lt_manual_seed
 
 // Rand draws uniform [0,1) float32 values.
 func Rand(s *Scope, g *Generator, shape ...int64) *Tensor {
+	if e := g.closedErr("rand"); e != nil {
+		return e
+	}
 	t := callIn(s, "rand", func(out *C.lt_tensor) C.lt_err {
 		return C.lt_rand(g.handle(), i64ptr(shape), C.int(len(shape)), C.int(Float32), out)
 	})
@@ -74,6 +92,9 @@ func Rand(s *Scope, g *Generator, shape ...int64) *Tensor {
 
 // Randn draws standard normal float32 values.
 func Randn(s *Scope, g *Generator, shape ...int64) *Tensor {
+	if e := g.closedErr("randn"); e != nil {
+		return e
+	}
 	t := callIn(s, "randn", func(out *C.lt_tensor) C.lt_err {
 		return C.lt_randn(g.handle(), i64ptr(shape), C.int(len(shape)), C.int(Float32), out)
 	})
@@ -83,6 +104,9 @@ func Randn(s *Scope, g *Generator, shape ...int64) *Tensor {
 
 // Randperm returns a random permutation of 0..n-1 (int64).
 func Randperm(s *Scope, g *Generator, n int64) *Tensor {
+	if e := g.closedErr("randperm"); e != nil {
+		return e
+	}
 	t := callIn(s, "randperm", func(out *C.lt_tensor) C.lt_err { return C.lt_randperm(g.handle(), C.int64_t(n), out) })
 	runtime.KeepAlive(g)
 	return t
@@ -90,6 +114,9 @@ func Randperm(s *Scope, g *Generator, n int64) *Tensor {
 
 // Beta draws Beta(a, b) float32 values, as X/(X+Y) with X ~ Gamma(a), Y ~ Gamma(b).
 func Beta(s *Scope, g *Generator, a, b float64, shape ...int64) *Tensor {
+	if e := g.closedErr("beta"); e != nil {
+		return e
+	}
 	ga := Full(nil, a, Float32, CPU, shape...)
 	gb := Full(nil, b, Float32, CPU, shape...)
 	defer ga.Free()
@@ -106,6 +133,9 @@ func Beta(s *Scope, g *Generator, a, b float64, shape ...int64) *Tensor {
 
 // Bernoulli draws 0/1 values with probabilities p (same shape and type as p).
 func Bernoulli(g *Generator, p *Tensor) *Tensor {
+	if e := g.closedErr("bernoulli"); e != nil {
+		return e
+	}
 	t := call("bernoulli", func(out *C.lt_tensor) C.lt_err { return C.lt_bernoulli(g.handle(), p.h, out) }, p)
 	runtime.KeepAlive(g)
 	return t

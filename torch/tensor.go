@@ -407,7 +407,10 @@ func Data[T Elem](t *Tensor) ([]T, error) {
 	src := t
 	var tmp *Tensor
 	if t.DType() != dt || t.Device() != CPU || !t.IsContiguous() {
-		tmp = t.To(dt, CPU).Contiguous()
+		// Temporaries join no scope: a long-lived scope must not keep them.
+		conv := t.To(dt, CPU).Keep()
+		tmp = conv.Contiguous().Keep()
+		conv.Free()
 		defer tmp.Free()
 		if err := tmp.Err(); err != nil {
 			return nil, err
@@ -447,4 +450,29 @@ func (t *Tensor) Item() (float64, error) {
 	err := cerr("item", C.lt_item(t.h, &v))
 	runtime.KeepAlive(t)
 	return float64(v), err
+}
+
+// Assign makes t refer to u's tensor, freeing t's previous one; u is left
+// empty (freed). Structures holding t (layers, optimiser lists) then see the
+// new tensor: this is how a model changes dtype or device in place.
+func (t *Tensor) Assign(u *Tensor) error {
+	if t == nil {
+		return &Error{Op: "assign", Msg: "nil destination"}
+	}
+	if err := u.Err(); err != nil {
+		return err
+	}
+	old := t.h
+	t.h, t.err = u.h, nil
+	u.h = nil
+	runtime.SetFinalizer(u, nil)
+	if old != nil {
+		C.lt_free(old)
+	} else {
+		runtime.SetFinalizer(t, finalize)
+	}
+	if u.err == nil {
+		u.err = &Error{Op: "use", Msg: "tensor was moved by Assign"}
+	}
+	return nil
 }

@@ -1,0 +1,45 @@
+package model
+
+import (
+	"github.com/lvnet-go/lvnet/nn"
+	"github.com/lvnet-go/lvnet/torch"
+)
+
+// HBFusion is the Hadamard-product bilinear fusion of the verification
+// branch, applied at every spatial position:
+//
+//	OutTrans(Dropout(tanh(Trans1(f1) * Trans2(f2))))
+type HBFusion struct {
+	Trans1, Trans2, OutTrans *nn.Linear
+	Dropout                  float64
+}
+
+func newHBFusion(p nn.Path, dim1, dim2, hidden, out int64, dropout float64) *HBFusion {
+	return &HBFusion{
+		Trans1:   nn.NewLinear(p.Sub("Trans1"), dim1, hidden),
+		Trans2:   nn.NewLinear(p.Sub("Trans2"), dim2, hidden),
+		OutTrans: nn.NewLinear(p.Sub("OutTrans"), hidden, out),
+		Dropout:  dropout,
+	}
+}
+
+// Forward fuses f1 (B x C1 x H x W) and f2 (B x C2 x H x W) into
+// B x out x H x W.
+func (f *HBFusion) Forward(ctx *nn.Ctx, f1, f2 *torch.Tensor) *torch.Tensor {
+	s1, s2 := f1.Shape(), f2.Shape()
+	if len(s1) != 4 || len(s2) != 4 || s1[0] != s2[0] || s1[2] != s2[2] || s1[3] != s2[3] {
+		for _, t := range []*torch.Tensor{f1, f2} {
+			if t.Err() != nil { // an upstream error: pass it on
+				return t
+			}
+		}
+		return torch.Errorf("hbfusion", "features %v and %v differ in batch or spatial size", s1, s2)
+	}
+	b, h, w := s1[0], s1[2], s1[3]
+	rows := func(t *torch.Tensor, c int64) *torch.Tensor {
+		return t.Reshape(b, c, h*w).Permute(0, 2, 1).Reshape(-1, c)
+	}
+	prod := f.Trans1.Forward(rows(f1, s1[1])).Mul(f.Trans2.Forward(rows(f2, s2[1]))).Tanh()
+	out := f.OutTrans.Forward(prod.Dropout(f.Dropout, ctx.Train, ctx.Gen))
+	return out.Reshape(b, h*w, -1).Permute(0, 2, 1).Reshape(b, -1, h, w)
+}

@@ -1,0 +1,474 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/lvnet-go/lvnet/internal/shared"
+	"github.com/lvnet-go/lvnet/nn"
+	"github.com/lvnet-go/lvnet/torch"
+	"github.com/lvnet-go/lvnet/weights"
+)
+
+// Parity with the authors' PyTorch LVNet (torch 1.13) under the golden
+// deterministic weights: ../shared/golden/README.md.
+
+type stageStats struct {
+	Shape   []int64 `json:"shape"`
+	Mean    float64 `json:"mean"`
+	Std     float64 `json:"std"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	AbsMean float64 `json:"abs_mean"`
+}
+
+type golden struct {
+	EvalStages map[string]stageStats `json:"eval_stages"`
+	Train      struct {
+		Labels    []int64            `json:"labels"`
+		LossCls   float64            `json:"loss_cls"`
+		LossSeg   float64            `json:"loss_seg"`
+		LossTotal float64            `json:"loss_total"`
+		ClsLogits [][]float64        `json:"cls_logits"`
+		GradNorms map[string]float64 `json:"grad_norms"`
+		SSPSL     struct {
+			Labels []int64 `json:"labels"`
+			Loss   float64 `json:"loss"`
+		} `json:"sspsl"`
+	} `json:"train"`
+}
+
+func readGolden(t testing.TB) golden {
+	t.Helper()
+	b, err := os.ReadFile(shared.Path(t, "golden", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g golden
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// npyTensor reads a golden .npy file into a tensor of scope s.
+func npyTensor(t testing.TB, s *torch.Scope, name string) *torch.Tensor {
+	t.Helper()
+	a, err := weights.ReadNpy(shared.Path(t, "golden", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := arrayTensor(s, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// goldenModel builds the authors' supervised network with the deterministic
+// weights.
+func goldenModel(t testing.TB, cfg Config) *LVNet {
+	t.Helper()
+	keys, err := weights.LoadKeyList(shared.Path(t, "golden", "state_dict_keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := weights.DeterministicStateDict(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := m.SetState(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// srm_conv0.kernel keeps the model's fixed filters; nothing else is missing.
+	if len(rep.Missing) != 1 || rep.Missing[0] != "srm_conv0.kernel" {
+		t.Fatalf("unexpected missing keys: %v", rep.Missing)
+	}
+	return m
+}
+
+// relErr returns max|got-want| / max|want|: the error relative to the scale
+// of the reference.
+func relErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var d, scale float64
+	for i := range want {
+		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+	}
+	if scale == 0 {
+		return d
+	}
+	return d / scale
+}
+
+func rel(got, want float64) float64 {
+	if want == 0 {
+		return math.Abs(got)
+	}
+	return math.Abs(got-want) / math.Abs(want)
+}
+
+func values(t testing.TB, x *torch.Tensor) []float32 {
+	t.Helper()
+	v, err := x.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func statsOf(v []float32) stageStats {
+	var sum, abs float64
+	mn, mx := math.Inf(1), math.Inf(-1)
+	for _, x := range v {
+		f := float64(x)
+		sum += f
+		abs += math.Abs(f)
+		mn, mx = math.Min(mn, f), math.Max(mx, f)
+	}
+	n := float64(len(v))
+	mean := sum / n
+	var ss float64
+	for _, x := range v {
+		d := float64(x) - mean
+		ss += d * d
+	}
+	return stageStats{Mean: mean, Std: math.Sqrt(ss / (n - 1)), Min: mn, Max: mx, AbsMean: abs / n}
+}
+
+// parityReport collects the largest relative errors for docs/PARITY.md.
+type parityReport map[string]float64
+
+func (r parityReport) note(name string, e float64) {
+	if old, ok := r[name]; !ok || e > old || math.IsNaN(e) {
+		r[name] = e
+	}
+}
+
+func (r parityReport) log(t *testing.T) {
+	keys := make([]string, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Logf("max relative error %-28s %.3g", k, r[k])
+	}
+}
+
+func TestParityEval(t *testing.T) {
+	g := readGolden(t)
+	m := goldenModel(t, paperSupervised())
+	defer m.Free()
+	s := torch.NewScope()
+	defer s.Close()
+	x := npyTensor(t, s, "input.npy")
+	stages := map[string][]float32{}
+	var out Output
+	err := torch.NoGrad(func() error {
+		out = m.ForwardTrace(nn.EvalCtx(), x, func(name string, t2 *torch.Tensor) {
+			stages[name] = values(t, t2)
+		})
+		return out.Cls.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := parityReport{}
+	for _, c := range []struct {
+		file string
+		got  *torch.Tensor
+		tol  float64
+	}{
+		{"eval_cls_logits.npy", out.Cls, 1e-4},
+		{"eval_seg_logits.npy", out.Seg, 1e-4},
+		{"eval_seg_features.npy", out.SegFeatures, 1e-4},
+	} {
+		e := relErr(values(t, c.got), values(t, npyTensor(t, s, c.file)))
+		rep.note(c.file, e)
+		if e > c.tol {
+			t.Errorf("%s: relative error %.3g > %.0e", c.file, e, c.tol)
+		}
+	}
+	for name, want := range g.EvalStages {
+		v, ok := stages[name]
+		if !ok {
+			t.Errorf("stage %s not traced", name)
+			continue
+		}
+		got := statsOf(v)
+		scale := math.Max(math.Abs(want.Max), math.Abs(want.Min))
+		for _, f := range []struct {
+			what      string
+			got, want float64
+		}{{"mean", got.Mean, want.Mean}, {"std", got.Std, want.Std}, {"min", got.Min, want.Min}, {"max", got.Max, want.Max}, {"abs_mean", got.AbsMean, want.AbsMean}} {
+			// Relative to the stage's range: a mean near 0 has no meaningful
+			// relative error of its own.
+			e := math.Abs(f.got-f.want) / scale
+			rep.note("stage "+name, e)
+			if e > 1e-4 {
+				t.Errorf("stage %s %s: got %.7g want %.7g (error %.3g of range)", name, f.what, f.got, f.want, e)
+			}
+		}
+	}
+	rep.log(t)
+}
+
+func paperSupervised() Config {
+	c := Paper()
+	c.SSPSL = false
+	return c
+}
+
+// trainPass runs the golden train-mode step (dropout off, labels [0,1],
+// golden mask) on a model of element type dt and returns the outputs and
+// losses after Backward.
+func trainPass(t *testing.T, s *torch.Scope, dt torch.DType) (*LVNet, Output, Losses) {
+	t.Helper()
+	g := readGolden(t)
+	cfg := paperSupervised()
+	cfg.Dropout = 0 // the golden train pass ran with dropout disabled
+	m := goldenModel(t, cfg)
+	if err := m.To(dt, torch.CPU); err != nil {
+		t.Fatal(err)
+	}
+	x := npyTensor(t, s, "input.npy").ToDType(dt)
+	mask := npyTensor(t, s, "train_mask.npy").ToDType(dt)
+	labels := torch.FromSlice(s, g.Train.Labels)
+	out := m.Forward(nn.TrainCtx(nil), x)
+	l, err := m.SupervisedLoss(out, labels, mask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Total.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	return m, out, l
+}
+
+// TestParityTrainGolden compares the float32 train-mode step with golden.json.
+//
+// The golden train pass is numerically chaotic: with these weights, training
+// mode BatchNorm over a batch of two amplifies float32 rounding by ~1e5 in the
+// middle flow, so the authors' own code moves its class logits by 5% and
+// most gradient norms by 2-20x when only its thread count or CPU kernel set
+// changes (docs/PARITY.md). What must hold exactly is the structure: the same
+// mask targets and the same set of parameters receiving gradients. Values
+// are held to the envelope the authors' code itself spans; the tight check of
+// the train step is TestParityTrainFloat64.
+func TestParityTrainGolden(t *testing.T) {
+	g := readGolden(t)
+	s := torch.NewScope()
+	defer s.Close()
+	m, out, l := trainPass(t, s, torch.Float32)
+	defer m.Free()
+
+	target := MaskTarget(npyTensor(t, s, "train_mask.npy"), 19)
+	if e := relErr(values(t, target), values(t, npyTensor(t, s, "train_mask19.npy"))); e != 0 {
+		t.Errorf("mask target differs from train_mask19.npy (error %g)", e)
+	}
+	var want []float32
+	for _, r := range g.Train.ClsLogits {
+		for _, v := range r {
+			want = append(want, float32(v))
+		}
+	}
+	got := values(t, out.Cls)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > 0.25 {
+			t.Errorf("train cls logit %d = %.4f, golden %.4f: outside the authors' own spread", i, got[i], want[i])
+		}
+	}
+	for _, c := range []struct {
+		name string
+		got  *torch.Tensor
+		want float64
+		tol  float64
+	}{{"loss_cls", l.Cls, g.Train.LossCls, 0.15}, {"loss_seg", l.Seg, g.Train.LossSeg, 0.05}} {
+		v, err := c.got.Item()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s = %.6f, golden %.6f (rel %.3g)", c.name, v, c.want, rel(v, c.want))
+		if rel(v, c.want) > c.tol {
+			t.Errorf("%s = %.6f, golden %.6f: outside the authors' own spread", c.name, v, c.want)
+		}
+	}
+	withGrad := 0
+	for _, e := range m.Store.Params() {
+		gr := e.T.Grad()
+		_, golden := g.Train.GradNorms[e.Name]
+		if gr != nil {
+			gr.In(s)
+			withGrad++
+		}
+		if golden != (gr != nil) {
+			t.Errorf("%s: has gradient %v, in the authors' model %v", e.Name, gr != nil, golden)
+		}
+	}
+	if withGrad != len(g.Train.GradNorms) {
+		t.Errorf("%d parameters received gradients, %d in the authors' model", withGrad, len(g.Train.GradNorms))
+	}
+}
+
+// f64Reference is the authors' train step run in float64 (see its
+// provenance field and docs/PARITY.md): stable to 1e-12 across thread counts.
+type f64Reference struct {
+	LossCls   float64            `json:"loss_cls"`
+	LossSeg   float64            `json:"loss_seg"`
+	ClsLogits [][]float64        `json:"cls_logits"`
+	SegLogits []float64          `json:"seg_logits"`
+	GradNorms map[string]float64 `json:"grad_norms"`
+}
+
+// TestParityTrainFloat64 runs the golden train step in float64 and holds
+// losses, logits and every gradient norm to the authors' float64 values.
+func TestParityTrainFloat64(t *testing.T) {
+	if testing.Short() {
+		t.Skip("float64 train step takes minutes: skipped in -short mode")
+	}
+	b, err := os.ReadFile("testdata/train_f64_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref f64Reference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	m, out, l := trainPass(t, s, torch.Float64)
+	defer m.Free()
+	rep := parityReport{}
+	f64s := func(x *torch.Tensor) []float64 {
+		v, err := x.Float64s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cmp := func(name string, got, want []float64, tol float64) {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
+		}
+		var d, scale float64
+		for i := range want {
+			d = math.Max(d, math.Abs(got[i]-want[i]))
+			scale = math.Max(scale, math.Abs(want[i]))
+		}
+		e := d / scale
+		rep.note(name, e)
+		if e > tol {
+			t.Errorf("%s: relative error %.3g > %.0e", name, e, tol)
+		}
+	}
+	var cls []float64
+	for _, r := range ref.ClsLogits {
+		cls = append(cls, r...)
+	}
+	cmp("f64 cls_logits", f64s(out.Cls), cls, 1e-6)
+	cmp("f64 seg_logits", f64s(out.Seg), ref.SegLogits, 1e-6)
+	lc, _ := l.Cls.Item()
+	ls, err := l.Seg.Item()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmp("f64 loss_cls", []float64{lc}, []float64{ref.LossCls}, 1e-6)
+	cmp("f64 loss_seg", []float64{ls}, []float64{ref.LossSeg}, 1e-6)
+	n := 0
+	for _, e := range m.Store.Params() {
+		want, ok := ref.GradNorms[e.Name]
+		gr := e.T.Grad()
+		if !ok {
+			if gr != nil {
+				t.Errorf("%s has a gradient the authors' model does not", e.Name)
+			}
+			continue
+		}
+		if gr == nil {
+			t.Errorf("%s: no gradient, want norm %g", e.Name, want)
+			continue
+		}
+		n++
+		v, err := gr.In(s).Norm(2, false).Item()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Norms below 1e-3 are compared absolutely (relative error is
+		// meaningless near 0, e.g. the LFGA query/key of the last stage).
+		e2 := rel(v, want)
+		if want < 1e-3 {
+			e2 = math.Abs(v - want)
+		}
+		rep.note("f64 grad norm", e2)
+		if e2 > 1e-5 {
+			t.Errorf("grad norm %s = %.9g, want %.9g", e.Name, v, want)
+		}
+	}
+	if n != len(ref.GradNorms) {
+		t.Errorf("compared %d gradient norms, reference has %d", n, len(ref.GradNorms))
+	}
+	rep.log(t)
+}
+
+func TestParityMPFF(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	got := MPFF(npyTensor(t, s, "mpff_fa.npy"), npyTensor(t, s, "mpff_fb.npy"))
+	want := npyTensor(t, s, "mpff_out.npy")
+	if fmt.Sprint(got.Shape()) != fmt.Sprint(want.Shape()) {
+		t.Fatalf("shape %v, want %v", got.Shape(), want.Shape())
+	}
+	if e := relErr(values(t, got), values(t, want)); e > 1e-5 {
+		t.Errorf("MPFF relative error %.3g", e)
+	} else {
+		t.Logf("MPFF max relative error %.3g", e)
+	}
+}
+
+func TestParitySSPSL(t *testing.T) {
+	g := readGolden(t)
+	s := torch.NewScope()
+	defer s.Close()
+	loss, targets := SSPSL(npyTensor(t, s, "sspsl_psegs.npy"), npyTensor(t, s, "sspsl_pfeas.npy"),
+		npyTensor(t, s, "sspsl_regions.npy"), g.Train.SSPSL.Labels)
+	v, err := loss.Item()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel(v, g.Train.SSPSL.Loss) > 1e-5 {
+		t.Errorf("SSPSL loss %.7g, want %.7g", v, g.Train.SSPSL.Loss)
+	}
+	gotT, err := targets.Int64s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantT, err := npyTensor(t, s, "sspsl_targets.npy").Int64s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gotT) != len(wantT) {
+		t.Fatalf("%d targets, want %d", len(gotT), len(wantT))
+	}
+	diff := 0
+	for i := range gotT {
+		if gotT[i] != wantT[i] {
+			diff++
+		}
+	}
+	if diff != 0 {
+		t.Errorf("%d of %d pseudo-labels differ", diff, len(wantT))
+	}
+}
