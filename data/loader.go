@@ -42,6 +42,10 @@ type Batch struct {
 	// unless the dataset carries landmarks and a region is requested
 	// (samples without landmarks then have an all-zero region).
 	Regions []float32
+	// HasMask tells, per sample, whether Masks is ground truth: true for
+	// reals (all zero by definition) and for fakes with a mask; false for
+	// fakes without one, whose patch targets are unknown.
+	HasMask []bool
 	// Labels are 0 (real) or 1 (fake).
 	Labels []int64
 	// Paths and Videos identify the samples (after any substitution of an
@@ -196,13 +200,14 @@ func (it *Iter) dispatch(start int, jobs chan<- job) {
 		size := min(B, n-b*B)
 		p := &pending{start: b * B, done: make(chan struct{})}
 		p.batch = Batch{
-			Images: make([]float32, size*3*S*S),
-			Masks:  make([]float32, size*S*S),
-			Labels: make([]int64, size),
-			Paths:  make([]string, size),
-			Videos: make([]string, size),
-			Size:   S,
-			Index:  b,
+			Images:  make([]float32, size*3*S*S),
+			Masks:   make([]float32, size*S*S),
+			Labels:  make([]int64, size),
+			HasMask: make([]bool, size),
+			Paths:   make([]string, size),
+			Videos:  make([]string, size),
+			Size:    S,
+			Index:   b,
 		}
 		if l.ds.HasRegions() {
 			p.batch.Regions = make([]float32, size*S*S)
@@ -315,6 +320,7 @@ func (l *Loader) put(b *Batch, j int, item *Item, rng *rand.Rand) error {
 		binary(b.Regions[j*plane:(j+1)*plane], region)
 	}
 	b.Labels[j] = int64(item.Sample.Label)
+	b.HasMask[j] = item.Sample.Label == 0 || item.Mask != nil
 	b.Paths[j] = item.Sample.Path
 	b.Videos[j] = item.Sample.Video
 	return nil

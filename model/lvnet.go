@@ -128,12 +128,14 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		trace("srm_stem", y0)
 	}
 	x0, y0 = m.couple(0, x0, y0, trace)
-	x1, y1 := rgb.Block(ctx, 1, x0), y0
+	x1 := rgb.Block(ctx, 1, x0)
+	y1 := x1
 	if two {
 		y1 = srm.Block(ctx, 1, y0)
 	}
 	x1, y1 = m.couple(1, x1, y1, trace)
-	x2, y2 := rgb.Block(ctx, 2, x1), y1
+	x2 := rgb.Block(ctx, 2, x1)
+	y2 := x2
 	if two {
 		y2 = srm.Block(ctx, 2, y1)
 	}

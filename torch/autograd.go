@@ -108,3 +108,16 @@ func InferenceMode(f func() error) error {
 // GradEnabled reports the grad mode of the current OS thread (meaningful
 // inside NoGrad, or with the goroutine otherwise pinned).
 func GradEnabled() bool { return C.lt_grad_enabled() != 0 }
+
+// Pinned runs f with its goroutine locked to one OS thread. Build a graph and
+// call Backward inside one Pinned call when gradients must be reproducible
+// bit for bit: autograd orders ready nodes by sequence numbers that libtorch
+// counts per OS thread, and Go moves goroutines between threads, so a graph
+// built across threads may sum the gradients of a tensor with several
+// consumers in a different order (a rounding-level difference) from run to
+// run.
+func Pinned(f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return f()
+}
