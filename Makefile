@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO ?= go
 BUILD := build
 TORCH_DIR ?=
-DEB_PKGS := libtorch-dev libopenblas0-pthread ffmpeg g++ pkg-config
+DEB_PKGS := libtorch-dev libopenblas0-pthread ffmpeg g++ npm chromium chromium-driver
 
 ifeq ($(TORCH_DIR),)
 TORCH_CFLAGS := -I/usr/include/torch/csrc/api/include
@@ -36,6 +36,7 @@ deps:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
 	fi
+	@scripts/fetch-face-models.sh
 
 $(BUILD)/lvshim.o: csrc/lvshim.cpp csrc/lvshim.h
 	@mkdir -p $(BUILD)
