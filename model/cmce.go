@@ -28,8 +28,12 @@ func newCMCE(p nn.Path, c int64) *CMCE {
 //	fb = fb + fa*c   (the updated fa)
 //	return relu(fa), relu(fb)
 func (m *CMCE) Forward(fa, fb *torch.Tensor) (*torch.Tensor, *torch.Tensor) {
-	c := torch.CosineSimilarity(fa, fb, 1, 1e-8).Unsqueeze(1)
-	fa = fa.Add(fb.Mul(c))
-	fb = fb.Add(fa.Mul(c))
-	return fa.Relu(), fb.Relu()
+	out := scoped(func(in []*torch.Tensor) []*torch.Tensor {
+		fa, fb := in[0], in[1]
+		c := torch.CosineSimilarity(fa, fb, 1, 1e-8).Unsqueeze(1)
+		fa = fa.Add(fb.Mul(c))
+		fb = fb.Add(fa.Mul(c))
+		return []*torch.Tensor{fa.Relu(), fb.Relu()}
+	}, fa, fb)
+	return out[0], out[1]
 }

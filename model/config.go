@@ -17,13 +17,13 @@ import (
 // Config describes an LVNet. The zero value is invalid; start from Paper().
 type Config struct {
 	ImageSize int     `json:"image_size" yaml:"image_size"` // input side in pixels (299 in the paper; >= 64)
-	Width     float64 `json:"width" yaml:"width"`      // channel multiplier (1 in the paper)
-	CMCE      bool    `json:"cmce" yaml:"cmce"`       // cross-modality consistency enhancement
-	LFGA      bool    `json:"lfga" yaml:"lfga"`       // local forgery guided attention
-	Localize  bool    `json:"localize" yaml:"localize"`   // the localisation branch (MPFF + patch head)
+	Width     float64 `json:"width" yaml:"width"`           // channel multiplier (1 in the paper)
+	CMCE      bool    `json:"cmce" yaml:"cmce"`             // cross-modality consistency enhancement
+	LFGA      bool    `json:"lfga" yaml:"lfga"`             // local forgery guided attention
+	Localize  bool    `json:"localize" yaml:"localize"`     // the localisation branch (MPFF + patch head)
 	SRMStream bool    `json:"srm_stream" yaml:"srm_stream"` // false: RGB stream only
-	SSPSL     bool    `json:"sspsl" yaml:"sspsl"`      // the semi-supervised head pro_header on x5
-	Dropout   float64 `json:"dropout" yaml:"dropout"`    // dropout in HBFusion and the class head (0.5)
+	SSPSL     bool    `json:"sspsl" yaml:"sspsl"`           // the semi-supervised head pro_header on x5
+	Dropout   float64 `json:"dropout" yaml:"dropout"`       // dropout in HBFusion and the class head (0.5)
 }
 
 // Paper returns the configuration of the paper and the authors' code.

@@ -26,6 +26,18 @@ func newHBFusion(p nn.Path, dim1, dim2, hidden, out int64, dropout float64) *HBF
 // Forward fuses f1 (B x C1 x H x W) and f2 (B x C2 x H x W) into
 // B x out x H x W.
 func (f *HBFusion) Forward(ctx *nn.Ctx, f1, f2 *torch.Tensor) *torch.Tensor {
+	return f.forward(ctx, f1, f2, f.OutTrans)
+}
+
+// forward is Forward with another output layer (OutTrans with the class
+// head's BatchNorm folded in, for inference).
+func (f *HBFusion) forward(ctx *nn.Ctx, f1, f2 *torch.Tensor, outTrans *nn.Linear) *torch.Tensor {
+	return scoped(func(in []*torch.Tensor) []*torch.Tensor {
+		return []*torch.Tensor{f.fuse(ctx, in[0], in[1], outTrans)}
+	}, f1, f2)[0]
+}
+
+func (f *HBFusion) fuse(ctx *nn.Ctx, f1, f2 *torch.Tensor, outTrans *nn.Linear) *torch.Tensor {
 	s1, s2 := f1.Shape(), f2.Shape()
 	if len(s1) != 4 || len(s2) != 4 || s1[0] != s2[0] || s1[2] != s2[2] || s1[3] != s2[3] {
 		for _, t := range []*torch.Tensor{f1, f2} {
@@ -40,6 +52,6 @@ func (f *HBFusion) Forward(ctx *nn.Ctx, f1, f2 *torch.Tensor) *torch.Tensor {
 		return t.Reshape(b, c, h*w).Permute(0, 2, 1).Reshape(-1, c)
 	}
 	prod := f.Trans1.Forward(rows(f1, s1[1])).Mul(f.Trans2.Forward(rows(f2, s2[1]))).Tanh()
-	out := f.OutTrans.Forward(prod.Dropout(f.Dropout, ctx.Train, ctx.Gen))
+	out := outTrans.Forward(prod.Dropout(f.Dropout, ctx.Train, ctx.Gen))
 	return out.Reshape(b, h*w, -1).Permute(0, 2, 1).Reshape(b, -1, h, w)
 }

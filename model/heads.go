@@ -8,8 +8,9 @@ import (
 // BasicConv is conv 1x1 (no bias) + BN + ReLU: the score0..score5 layers that
 // bring x0..x5 to a common width before MPFF.
 type BasicConv struct {
-	Conv *nn.Conv2d
-	BN   *nn.BatchNorm2d
+	Conv  *nn.Conv2d
+	BN    *nn.BatchNorm2d
+	fused *nn.Conv2d // Conv with BN folded in (PrepareInference)
 }
 
 func newBasicConv(p nn.Path, in, out int64) *BasicConv {
@@ -21,7 +22,7 @@ func newBasicConv(p nn.Path, in, out int64) *BasicConv {
 
 // Forward applies conv, BN and ReLU.
 func (b *BasicConv) Forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
-	return b.BN.Forward(ctx, b.Conv.Forward(x)).Relu()
+	return convBN(ctx, b.Conv, b.BN, b.fused, x).Relu()
 }
 
 // ConvHead is BN, ReLU, conv 1x1 without bias: seg_header (814 -> 2 patch
@@ -60,6 +61,11 @@ func newClsHead(p nn.Path, in int64, dropout float64) *ClsHead {
 
 // Forward returns B x 2 class logits (class 0 real, 1 fake).
 func (h *ClsHead) Forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
-	v := h.BN.Forward(ctx, x).Relu().Mean(false, 2, 3)
+	return h.afterBN(ctx, h.BN.Forward(ctx, x))
+}
+
+// afterBN is the head after its BatchNorm: ReLU, average pool, dropout, FC.
+func (h *ClsHead) afterBN(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
+	v := x.Relu().Mean(false, 2, 3)
 	return h.FC.Forward(v.Dropout(h.Dropout, ctx.Train, ctx.Gen))
 }

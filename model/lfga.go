@@ -26,6 +26,12 @@ func newLFGA(p nn.Path, c int64) *LFGA {
 // Forward returns relu(gamma * (V(fa) A^T) + fa) with A = softmax(Q(fb) K(fb))
 // over positions (no scaling); fa is the SRM feature, fb the RGB feature.
 func (m *LFGA) Forward(fa, fb *torch.Tensor) *torch.Tensor {
+	return scoped(func(in []*torch.Tensor) []*torch.Tensor {
+		return []*torch.Tensor{m.forward(in[0], in[1])}
+	}, fa, fb)[0]
+}
+
+func (m *LFGA) forward(fa, fb *torch.Tensor) *torch.Tensor {
 	s := fa.Shape()
 	if len(s) != 4 {
 		return torch.Errorf("lfga", "want a 4-D feature, got %v", s)

@@ -22,6 +22,11 @@ type LVNet struct {
 	clsHead  *ClsHead
 	segHead  *ConvHead
 	proHead  *ConvHead
+
+	// Inference state of PrepareInference.
+	fusedOut *nn.Linear // HBFusion.OutTrans with cls_header's BatchNorm folded in
+	prepared bool
+	nhwc     bool
 }
 
 // Output is what a forward pass returns.
@@ -98,6 +103,7 @@ func (m *LVNet) To(dt torch.DType, dev torch.Device) error {
 
 // Free releases the model's tensors.
 func (m *LVNet) Free() {
+	m.invalidate()
 	m.Store.Free()
 }
 
@@ -112,6 +118,9 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 	if err := m.checkInput(x); err != nil {
 		e := torch.Errorf("lvnet", "%v", err)
 		return Output{Cls: e, Seg: e, SegFeatures: e, Pro: e}
+	}
+	if m.nhwc && !ctx.Train {
+		x = x.ChannelsLast()
 	}
 	cfg := m.Config
 	two := cfg.SRMStream
@@ -182,13 +191,13 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 	// Localisation branch: MPFF of every level against score5(x5).
 	if cfg.Localize {
 		xs := []*torch.Tensor{x0, x1, x2, x3, x4, x5}
-		u := make([]*torch.Tensor, 6)
-		for i := range xs {
-			u[i] = m.score[i].Forward(ctx, xs[i])
-		}
+		u5 := m.score[5].Forward(ctx, x5)
 		parts := make([]*torch.Tensor, 0, 6)
 		for i := 0; i < 5; i++ {
-			p := MPFF(u[i], u[5])
+			i := i
+			p := scoped(func(in []*torch.Tensor) []*torch.Tensor {
+				return []*torch.Tensor{MPFF(m.score[i].Forward(ctx, in[0]), in[1])}
+			}, xs[i], u5)[0]
 			if i == 0 {
 				trace("mpff_x0", p)
 			}
@@ -204,9 +213,15 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 	_, _, _, _, cls := cfg.Sizes()
 	n := int64(cls)
 	mul := torch.Cat(1, padMaxPool(y0, n), padMaxPool(y1, n), padMaxPool(y2, n), padMaxPool(y3, n), padMaxPool(y5, n))
-	fused := m.fusion.Forward(ctx, mul, y6)
-	trace("cls_features", fused)
-	out.Cls = m.clsHead.Forward(ctx, fused)
+	if !ctx.Train && m.fusedOut != nil {
+		fused := m.fusion.forward(ctx, mul, y6, m.fusedOut)
+		trace("cls_features_bn", fused)
+		out.Cls = m.clsHead.afterBN(ctx, fused)
+	} else {
+		fused := m.fusion.Forward(ctx, mul, y6)
+		trace("cls_features", fused)
+		out.Cls = m.clsHead.Forward(ctx, fused)
+	}
 	trace("cls_logits", out.Cls)
 	if cfg.SSPSL {
 		out.Pro = m.proHead.Forward(ctx, x5)

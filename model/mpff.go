@@ -15,7 +15,34 @@ func padTo(x *torch.Tensor, n int64) *torch.Tensor {
 	if p == 0 {
 		return x
 	}
+	if dt := x.DType(); dt != torch.Float32 && dt != torch.Float64 {
+		// libtorch 1.13 has no replication pad for bfloat16 on the CPU.
+		return replicatePad(x, p/2, (p+1)/2)
+	}
 	return x.ReplicationPad2d(p/2, (p+1)/2, p/2, (p+1)/2)
+}
+
+// replicatePad pads the last two dimensions by repeating the edge rows and
+// columns (before, after on each), built from slices and concatenation.
+func replicatePad(x *torch.Tensor, before, after int64) *torch.Tensor {
+	for _, d := range []int64{2, 3} {
+		n := x.Size(int(d))
+		parts := []*torch.Tensor{}
+		edge := func(at, k int64) *torch.Tensor {
+			sh := x.Shape()
+			sh[d] = k
+			return x.Narrow(d, at, 1).Expand(sh...)
+		}
+		if before > 0 {
+			parts = append(parts, edge(0, before))
+		}
+		parts = append(parts, x)
+		if after > 0 {
+			parts = append(parts, edge(n-1, after))
+		}
+		x = torch.Cat(d, parts...)
+	}
+	return x
 }
 
 // MPFF is multi-scale patch feature fusion: a feature map fa (B x C x H x H)
@@ -25,6 +52,10 @@ func padTo(x *torch.Tensor, n int64) *torch.Tensor {
 //	fa = replicate-pad fa to H' = w*G
 //	m  = sum over channels of tanh(fa * upsample_nearest(fb, w))   B x 1 x H' x H'
 //	return m split into w x w windows, offset (i,j) -> channel i*w+j  B x w² x G x G
+//
+// The authors upsample fb with repeat_interleave and split the windows with
+// unfold; here fa is viewed as B x C x G x w x G x w and fb broadcast over the
+// window offsets, which computes the same sums without the upsampled copy.
 func MPFF(fa, fb *torch.Tensor) *torch.Tensor {
 	sb := fb.Shape()
 	if len(sb) != 4 {
@@ -36,17 +67,13 @@ func MPFF(fa, fb *torch.Tensor) *torch.Tensor {
 	if len(s) != 4 {
 		return torch.Errorf("mpff", "fa must be 4-D, got %v", s)
 	}
-	b, h := s[0], s[2]
+	b, c, h := s[0], s[1], s[2]
 	w := h / g
-	if w > 1 {
-		fb = fb.RepeatInterleave(w, 2).RepeatInterleave(w, 3)
-	}
-	m := fa.Mul(fb).Tanh().Sum(true, 1)
 	if w == 1 {
-		return m
+		return fa.Mul(fb).Tanh().Sum(true, 1)
 	}
-	k := torch.Sq(w)
-	return m.Unfold(k, torch.Sq(1), torch.Sq(0), k).Reshape(b, -1, g, g)
+	m := fa.Reshape(b, c, g, w, g, w).Mul(fb.Reshape(b, c, g, 1, g, 1)).Tanh().Sum(false, 1) // B x G x w x G x w
+	return m.Permute(0, 2, 4, 1, 3).Reshape(b, w*w, g, g)
 }
 
 // padMaxPool replicate-pads x to a multiple of n and max-pools it to n x n

@@ -226,6 +226,39 @@ func TestParityEval(t *testing.T) {
 	rep.log(t)
 }
 
+// PrepareInference (folded BatchNorms, channels-last) computes the same
+// eval outputs.
+func TestParityEvalPrepared(t *testing.T) {
+	for _, nhwc := range []bool{false, true} {
+		m := goldenModel(t, paperSupervised())
+		if err := m.PrepareInference(InferenceOptions{ChannelsLast: nhwc}); err != nil {
+			t.Fatal(err)
+		}
+		s := torch.NewScope()
+		x := npyTensor(t, s, "input.npy")
+		var out Output
+		err := torch.InferenceMode(func() error {
+			out = m.Forward(nn.EvalCtx(), x)
+			return out.Cls.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			file string
+			got  *torch.Tensor
+		}{{"eval_cls_logits.npy", out.Cls}, {"eval_seg_logits.npy", out.Seg}, {"eval_seg_features.npy", out.SegFeatures}} {
+			e := relErr(values(t, c.got), values(t, npyTensor(t, s, c.file)))
+			t.Logf("channels-last %v: %s max relative error %.3g", nhwc, c.file, e)
+			if e > 1e-4 {
+				t.Errorf("channels-last %v: %s relative error %.3g > 1e-4", nhwc, c.file, e)
+			}
+		}
+		s.Close()
+		m.Free()
+	}
+}
+
 func paperSupervised() Config {
 	c := Paper()
 	c.SSPSL = false

@@ -110,6 +110,3 @@ func TensorArray(t *torch.Tensor) (weights.Array, error) {
 // decay applies (not to biases and 1-D parameters, as the authors' timm
 // add_weight_decay).
 func (m *LVNet) Params() []*nn.Entry { return m.Store.Params() }
-
-// invalidate drops caches derived from the weights (see Optimize).
-func (m *LVNet) invalidate() {}

@@ -25,9 +25,26 @@ func (s *SeparableConv) Forward(x *torch.Tensor) *torch.Tensor {
 
 // unit is one [ReLU] SeparableConv BN step of a block.
 type unit struct {
-	relu bool
-	conv *SeparableConv
-	bn   *nn.BatchNorm2d
+	relu  bool
+	conv  *SeparableConv
+	bn    *nn.BatchNorm2d
+	fused *nn.Conv2d // pointwise with bn folded in (PrepareInference)
+}
+
+// forward applies the unit's convolution and BatchNorm.
+func (u *unit) forward(ctx *nn.Ctx, h *torch.Tensor) *torch.Tensor {
+	if !ctx.Train && u.fused != nil {
+		return u.fused.Forward(u.conv.Depthwise.Forward(h))
+	}
+	return u.bn.Forward(ctx, u.conv.Forward(h))
+}
+
+// convBN applies conv then bn, or their folded form in eval mode.
+func convBN(ctx *nn.Ctx, c *nn.Conv2d, bn *nn.BatchNorm2d, fused *nn.Conv2d, x *torch.Tensor) *torch.Tensor {
+	if !ctx.Train && fused != nil {
+		return fused.Forward(x)
+	}
+	return bn.Forward(ctx, c.Forward(x))
 }
 
 // Block is Xception's residual block: a chain of [ReLU, SeparableConv, BN]
@@ -37,6 +54,7 @@ type Block struct {
 	pool   bool
 	skip   *nn.Conv2d
 	skipBN *nn.BatchNorm2d
+	fskip  *nn.Conv2d // skip with skipBN folded in
 }
 
 // newBlock builds Block(in, out, reps, stride, startWithReLU, growFirst) with
@@ -79,19 +97,23 @@ func newBlock(p nn.Path, in, out int64, reps, stride int, startWithReLU, growFir
 // Forward applies the block. The leading ReLU does not modify x (the skip
 // reads it).
 func (b *Block) Forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
+	return scoped1(x, func(x *torch.Tensor) *torch.Tensor { return b.forward(ctx, x) })
+}
+
+func (b *Block) forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
 	h := x
 	for _, u := range b.units {
 		if u.relu {
 			h = h.Relu()
 		}
-		h = u.bn.Forward(ctx, u.conv.Forward(h))
+		h = u.forward(ctx, h)
 	}
 	if b.pool {
 		h = h.MaxPool2d(torch.Sq(3), torch.Sq(2), torch.Sq(1), false)
 	}
 	skip := x
 	if b.skip != nil {
-		skip = b.skipBN.Forward(ctx, b.skip.Forward(x))
+		skip = convBN(ctx, b.skip, b.skipBN, b.fskip, x)
 	}
 	return h.Add(skip)
 }
@@ -104,13 +126,15 @@ type Xception struct {
 	blocks       [12]*Block // block1..block12
 	conv3, conv4 *SeparableConv
 	bn3, bn4     *nn.BatchNorm2d
-	hasExit      bool
+	// Folded layers of PrepareInference: stem convs with bn1/bn2, the exit
+	// flow's pointwise convs with bn3/bn4.
+	f1, f2, f3, f4 *nn.Conv2d
 }
 
 // newXception registers a backbone under p ("xception_rgb.model"), with its
 // unused classifier last_linear.1 (2048 -> 2) so checkpoints map one to one.
 func newXception(p nn.Path, c Config) *Xception {
-	x := &Xception{hasExit: true}
+	x := &Xception{}
 	x.conv1 = nn.NewConv2d(p.Sub("conv1"), 3, c.Ch(32), 3, torch.Conv{Stride: torch.Sq(2), Padding: torch.Sq(1)}, false)
 	x.bn1 = nn.NewBatchNorm2d(p.Sub("bn1"), c.Ch(32))
 	x.conv2 = nn.NewConv2d(p.Sub("conv2"), c.Ch(32), c.Ch(64), 3, torch.Conv{Padding: torch.Sq(1)}, false)
@@ -132,8 +156,10 @@ func newXception(p nn.Path, c Config) *Xception {
 
 // Stem is fea_part1_0: conv 3x3/2, BN, ReLU, conv 3x3, BN, ReLU.
 func (x *Xception) Stem(ctx *nn.Ctx, in *torch.Tensor) *torch.Tensor {
-	h := x.bn1.Forward(ctx, x.conv1.Forward(in)).Relu()
-	return x.bn2.Forward(ctx, x.conv2.Forward(h)).Relu()
+	return scoped1(in, func(in *torch.Tensor) *torch.Tensor {
+		h := convBN(ctx, x.conv1, x.bn1, x.f1, in).Relu()
+		return convBN(ctx, x.conv2, x.bn2, x.f2, h).Relu()
+	})
 }
 
 // Block applies block n (1-based).
@@ -159,7 +185,9 @@ func (x *Xception) Middle1(ctx *nn.Ctx, in *torch.Tensor) *torch.Tensor {
 
 // Exit is fea_part3: block12, conv3, bn3, ReLU, conv4, bn4 (no final ReLU).
 func (x *Xception) Exit(ctx *nn.Ctx, in *torch.Tensor) *torch.Tensor {
-	h := x.Block(ctx, 12, in)
-	h = x.bn3.Forward(ctx, x.conv3.Forward(h)).Relu()
-	return x.bn4.Forward(ctx, x.conv4.Forward(h))
+	return scoped1(in, func(in *torch.Tensor) *torch.Tensor {
+		h := x.Block(ctx, 12, in)
+		h = convBN(ctx, x.conv3.Pointwise, x.bn3, x.f3, x.conv3.Depthwise.Forward(h)).Relu()
+		return convBN(ctx, x.conv4.Pointwise, x.bn4, x.f4, x.conv4.Depthwise.Forward(h))
+	})
 }

@@ -476,3 +476,35 @@ func (t *Tensor) Assign(u *Tensor) error {
 	}
 	return nil
 }
+
+// Child runs f with a new scope c and frees every tensor made in c when f
+// returns, except the ones f returns, which move to s (nil s: to no scope,
+// the caller frees them). Inputs that f should compute from are brought into
+// c with c.Use, so that results derived from them land in c. Model code wraps
+// each block in Child so that intermediates are released as soon as the
+// block is done (autograd keeps its own references to what backward needs).
+func (s *Scope) Child(f func(c *Scope) []*Tensor) []*Tensor {
+	c := NewScope()
+	out := f(c)
+	for _, t := range out {
+		if t != nil && t.scope == c {
+			t.In(s)
+		}
+	}
+	c.Close()
+	return out
+}
+
+// Use returns handles to ts (same tensors) that belong to c, so that
+// operations on them put their results in c. Error tensors pass through.
+func (c *Scope) Use(ts ...*Tensor) []*Tensor {
+	out := make([]*Tensor, len(ts))
+	for i, t := range ts {
+		if t.Err() != nil {
+			out[i] = t
+			continue
+		}
+		out[i] = t.Alias().In(c)
+	}
+	return out
+}

@@ -22,6 +22,12 @@ func commands() []command {
 	return []command{
 		{"version", "print versions, libtorch capabilities, threads and BLAS", runVersion},
 		{"demo", "run the main job on bundled inputs (what `make demo` shows)", runDemo},
+		{"import", "convert the authors' PyTorch checkpoint or ImageNet Xception weights to an LVNet checkpoint", runImport},
+		{"train", "train LVNet (the paper's recipe, presets paper and smoke), resumable", runTrain},
+		{"eval", "evaluate a checkpoint: AUC, video AUC, EER, AP, accuracy, localisation; --report for plots", runEval},
+		{"bench", "time eval (batch 1, 8) and a training step (batch 4) like the authors' timing script", runBench},
+		{"detect", "score face crops: real or fake, and which patches are forged (--aligned)", runDetect},
+		{"serve", "HTTP API (POST /v1/detect, /healthz, /metrics) and a web page to drop photos on", runServe},
 	}
 }
 
@@ -36,7 +42,9 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 // (exit status 1, after the results were printed).
 type partialError struct{ failed int }
 
-func (e *partialError) Error() string { return fmt.Sprintf("%d input(s) could not be processed", e.failed) }
+func (e *partialError) Error() string {
+	return fmt.Sprintf("%d input(s) could not be processed", e.failed)
+}
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: lvnet <command> [flags] [args]\n\ncommands:")

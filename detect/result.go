@@ -1,0 +1,97 @@
+// Package detect is the product pipeline: from a photo, a video or an aligned
+// face crop to, for every face, how likely it is forged and where. It finds
+// faces (package face), crops them, scores them with LVNet in batches (package
+// model), tracks faces through videos and draws heatmap overlays (package
+// viz). The CLI (lvnet detect) and the HTTP server (package serve) both use it.
+package detect
+
+import (
+	"context"
+	"io"
+)
+
+// Result is the verdict on one input. Its JSON form is the schema of
+// `lvnet detect --json` and of the server's POST /v1/detect:
+// results[].input, p_fake, label, patch_p_fake (of the most suspicious face),
+// faces[], and for videos frames[] and video.
+type Result struct {
+	Input      string      `json:"input"`
+	Kind       string      `json:"kind"` // "image", "video" or "face" (an aligned crop)
+	PFake      float64     `json:"p_fake"`
+	Label      string      `json:"label"` // "real" or "fake" (p_fake >= threshold), "none" without faces
+	PatchPFake [][]float64 `json:"patch_p_fake"`
+	Faces      []Face      `json:"faces"`
+	Frames     []Frame     `json:"frames,omitempty"`
+	Video      *Video      `json:"video,omitempty"`
+	Heatmap    string      `json:"heatmap,omitempty"` // overlay of the most suspicious face/frame: file path or data URL
+	Width      int         `json:"width,omitempty"`
+	Height     int         `json:"height,omitempty"`
+	Warnings   []string    `json:"warnings,omitempty"`
+}
+
+// Face is one face (one tracked person, for videos).
+type Face struct {
+	ID         int         `json:"id"`   // track id (0 in photos: faces ordered largest first)
+	BBox       [4]float64  `json:"bbox"` // x0, y0, x1, y1 in input pixels (of the most suspicious frame in videos)
+	Score      float64     `json:"score"`
+	PFake      float64     `json:"p_fake"` // videos: mean over the frames of this face
+	Label      string      `json:"label"`
+	PatchPFake [][]float64 `json:"patch_p_fake"` // GxG, row-major; videos: of the most suspicious frame
+	Heatmap    string      `json:"heatmap,omitempty"`
+	MaxPFake   float64     `json:"max_p_fake,omitempty"`  // videos
+	FracFake   float64     `json:"frac_fake,omitempty"`   // videos: fraction of frames >= threshold
+	NumFrames  int         `json:"num_frames,omitempty"`  // videos
+	WorstFrame int         `json:"worst_frame,omitempty"` // videos: frame index of the max
+}
+
+// Frame is the per-frame scores of a video.
+type Frame struct {
+	Index int         `json:"index"`
+	Time  float64     `json:"time"`
+	Faces []FrameFace `json:"faces"`
+}
+
+// FrameFace is one face's score in one frame.
+type FrameFace struct {
+	ID    int        `json:"id"`
+	BBox  [4]float64 `json:"bbox"`
+	PFake float64    `json:"p_fake"`
+}
+
+// Video summarises a video's verdict: the mean of the frame scores of its
+// most suspicious face, their max and the fraction of frames above the
+// threshold.
+type Video struct {
+	Frames    int     `json:"frames"` // frames analysed
+	Duration  float64 `json:"duration"`
+	FPS       float64 `json:"fps"`
+	FaceID    int     `json:"face_id"`
+	Mean      float64 `json:"mean"`
+	Max       float64 `json:"max"`
+	FracAbove float64 `json:"frac_above"`
+}
+
+// Input is something to analyse: a file path, or bytes with a name (uploads).
+type Input struct {
+	Name string    // shown in results; never used as a path when Data is set
+	Path string    // file to read ("" when Data is set)
+	Data io.Reader // upload body
+	Size int64     // bytes in Data, when known
+}
+
+// Analyzer turns inputs into results. Implementations are safe for concurrent
+// use; Analyze honours ctx cancellation between frames and batches.
+type Analyzer interface {
+	Analyze(ctx context.Context, in Input, opts Options) (*Result, error)
+}
+
+// Options adjust one analysis.
+type Options struct {
+	Threshold float64 // label threshold on p_fake (default 0.5)
+	Every     int     // videos: analyse every Nth frame (default: about 2 frames per second)
+	MaxFrames int     // videos: at most this many frames (0: no limit)
+	Aligned   bool    // the input is an aligned face crop: no face detection
+	Heatmaps  string  // directory for overlay PNGs ("" none)
+	InlinePNG bool    // put overlays in Result as data:image/png;base64 URLs
+	MaxFaces  int     // per frame (default 16)
+}
