@@ -87,30 +87,21 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 
 	// Mixup as the authors do it: with probability MixupProb, lambda ~
 	// Beta(alpha, alpha), mixed with a random permutation of the batch.
-	lam := 1.0
-	var perm *torch.Tensor
+	mix := Mix{Lambda: 1}
 	if cfg.Mixup && !cfg.SSPSL && n > 1 {
-		r, err := torch.Rand(s, gen, 1).Item()
-		if err != nil {
+		var err error
+		if mix, err = DrawMix(s, gen, n, cfg.MixupProb, cfg.MixupAlpha); err != nil {
 			return StepStats{}, err
 		}
-		if r < cfg.MixupProb {
-			if lam, err = torch.Beta(s, gen, cfg.MixupAlpha, cfg.MixupAlpha, 1).Item(); err != nil {
-				return StepStats{}, err
-			}
-			perm = torch.Randperm(s, gen, n).ToDevice(dev)
-			x = x.MulScalar(lam).Add(x.IndexSelect(0, perm).MulScalar(1 - lam))
+		if mix.Perm != nil {
+			mix.Perm = mix.Perm.ToDevice(dev)
 		}
+		x = mix.Inputs(x)
 	}
+	lam := mix.Lambda
 
 	out := st.Model.Forward(nn.TrainCtx(gen), x)
-	mixed := func(loss func(l, t *torch.Tensor) *torch.Tensor, l, t *torch.Tensor) *torch.Tensor {
-		a := loss(l, t)
-		if perm == nil {
-			return a
-		}
-		return a.MulScalar(lam).Add(loss(l, t.IndexSelect(0, perm)).MulScalar(1 - lam))
-	}
+	mixed := mix.Loss
 	lossCls := mixed(model.ClsLoss, out.Cls, labels)
 	total := lossCls
 	var lossSeg *torch.Tensor
@@ -180,4 +171,43 @@ func realsTowardsZero(s *torch.Scope, seg *torch.Tensor, labels []int64) *torch.
 	}
 	zero := torch.Full(s, 0, torch.Int64, seg.Device(), sh[0], sh[2], sh[3])
 	return torch.CrossEntropy(reals, zero, nil, torch.ReduceMean)
+}
+
+// Mix is one batch's mixup draw: Lambda, and the permutation the batch is
+// mixed with (nil: not mixed, Lambda 1).
+type Mix struct {
+	Lambda float64
+	Perm   *torch.Tensor
+}
+
+// DrawMix draws the authors' mixup for a batch of n: with probability prob,
+// lambda ~ Beta(alpha, alpha) and a random permutation; otherwise no mixing.
+func DrawMix(s *torch.Scope, gen *torch.Generator, n int64, prob, alpha float64) (Mix, error) {
+	r, err := torch.Rand(s, gen, 1).Item()
+	if err != nil || r >= prob {
+		return Mix{Lambda: 1}, err
+	}
+	lam, err := torch.Beta(s, gen, alpha, alpha, 1).Item()
+	if err != nil {
+		return Mix{Lambda: 1}, err
+	}
+	return Mix{Lambda: lam, Perm: torch.Randperm(s, gen, n)}, nil
+}
+
+// Inputs returns lambda*x + (1-lambda)*x[perm].
+func (m Mix) Inputs(x *torch.Tensor) *torch.Tensor {
+	if m.Perm == nil {
+		return x
+	}
+	return x.MulScalar(m.Lambda).Add(x.IndexSelect(0, m.Perm).MulScalar(1 - m.Lambda))
+}
+
+// Loss returns lambda*loss(out, t) + (1-lambda)*loss(out, t[perm]), the
+// authors' mixup_criterion.
+func (m Mix) Loss(loss func(out, t *torch.Tensor) *torch.Tensor, out, t *torch.Tensor) *torch.Tensor {
+	a := loss(out, t)
+	if m.Perm == nil {
+		return a
+	}
+	return a.MulScalar(m.Lambda).Add(loss(out, t.IndexSelect(0, m.Perm)).MulScalar(1 - m.Lambda))
 }
