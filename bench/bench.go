@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"time"
 
@@ -73,6 +74,8 @@ func timeit(reps int, f func() error) (*Stat, error) {
 
 // Run performs the measurements.
 func Run(o Options) (Result, error) {
+	runtime.LockOSThread() // keep libtorch's per-thread state warm, as a training loop does
+	defer runtime.UnlockOSThread()
 	if o.Reps < 1 {
 		o.Reps = 3
 	}

@@ -255,16 +255,24 @@ func cbool(b bool) C.int {
 }
 
 // Sum sums over dims (none: all elements, giving a 0-D tensor).
-func (t *Tensor) Sum(keepdim bool, dims ...int64) *Tensor { return reduce("sum", C.LT_SUM, t, keepdim, dims) }
+func (t *Tensor) Sum(keepdim bool, dims ...int64) *Tensor {
+	return reduce("sum", C.LT_SUM, t, keepdim, dims)
+}
 
 // Mean averages over dims (none: all elements).
-func (t *Tensor) Mean(keepdim bool, dims ...int64) *Tensor { return reduce("mean", C.LT_MEAN, t, keepdim, dims) }
+func (t *Tensor) Mean(keepdim bool, dims ...int64) *Tensor {
+	return reduce("mean", C.LT_MEAN, t, keepdim, dims)
+}
 
 // Amax is the maximum over dims (none: all elements).
-func (t *Tensor) Amax(keepdim bool, dims ...int64) *Tensor { return reduce("amax", C.LT_AMAX, t, keepdim, dims) }
+func (t *Tensor) Amax(keepdim bool, dims ...int64) *Tensor {
+	return reduce("amax", C.LT_AMAX, t, keepdim, dims)
+}
 
 // Amin is the minimum over dims (none: all elements).
-func (t *Tensor) Amin(keepdim bool, dims ...int64) *Tensor { return reduce("amin", C.LT_AMIN, t, keepdim, dims) }
+func (t *Tensor) Amin(keepdim bool, dims ...int64) *Tensor {
+	return reduce("amin", C.LT_AMIN, t, keepdim, dims)
+}
 
 // MaxDim returns the maxima along dim and their indices.
 func (t *Tensor) MaxDim(dim int64, keepdim bool) (values, indices *Tensor) {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -52,6 +53,11 @@ type Result struct {
 // is cancelled (Ctrl-C) or MaxSteps is reached: then the state is saved
 // first and Result.Interrupted is set.
 func Run(ctx context.Context, o Options) (Result, error) {
+	// One OS thread for the whole run: libtorch's per-thread state (autograd
+	// sequence numbers, allocator arenas, OpenMP teams) then stays warm, and
+	// steps are reproducible (torch.Pinned).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cfg := o.Config
 	var res Result
 	if err := cfg.Validate(); err != nil {
