@@ -164,7 +164,8 @@ func Open(spec string, opts Options) (*Dataset, error) {
 	}
 	if opts.Region != "none" {
 		for i := range d.samples {
-			if d.samples[i].Landmarks != nil || d.samples[i].LandmarkPath != "" {
+			_, lmGen := d.samples[i].gen.(interface{ Landmarks(i int) [][2]float32 })
+			if d.samples[i].Landmarks != nil || d.samples[i].LandmarkPath != "" || lmGen {
 				d.regions = true
 				break
 			}
@@ -558,6 +559,9 @@ func (d *Dataset) load(s Sample, rng *rand.Rand) (*Item, error) {
 	}
 	if d.opts.Region != "none" {
 		lm := s.Landmarks
+		if lg, ok := s.gen.(interface{ Landmarks(i int) [][2]float32 }); ok && lm == nil {
+			lm = lg.Landmarks(s.genIdx) // generated faces (SBI) know their landmarks
+		}
 		if lm == nil && s.LandmarkPath != "" {
 			var err error
 			if lm, err = readLandmarks(s.LandmarkPath); err != nil {
