@@ -43,7 +43,14 @@ $(BUILD)/lvshim.o: csrc/lvshim.cpp csrc/lvshim.h
 	@mkdir -p $(BUILD)
 	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -c $< -o $@
 
-$(SHIM_LIB): $(BUILD)/lvshim.o
+# The MPFF inference kernel: AVX2/FMA with glibc's vector tanhf (libmvec); the
+# shim only calls it on CPUs that have both.
+$(BUILD)/mpff_kernel.o: csrc/mpff_kernel.cpp
+	@mkdir -p $(BUILD)
+	g++ -O3 -ffast-math -mavx2 -mfma -fopenmp-simd -fPIC -c $< -o $@
+
+$(SHIM_LIB): $(BUILD)/lvshim.o $(BUILD)/mpff_kernel.o
+	rm -f $@
 	ar rcs $@ $^
 
 shim: $(SHIM_LIB)
@@ -51,9 +58,22 @@ shim: $(SHIM_LIB)
 build: deps $(SHIM_LIB)
 	$(GO) build $(GOFLAGS_LD) -o bin/lvnet ./cmd/lvnet
 
-demo: build
+# Two photos from Debian packages (extracted, not installed): scikit-image's
+# astronaut and facedetect's Grace Hopper, cached in build/demo.
+DEMO := $(BUILD)/demo
+DEMO_PHOTOS := $(DEMO)/astronaut.png $(DEMO)/grace_hopper_512x512.jpg
+deb_file = @mkdir -p $(DEMO)/deb && cd $(DEMO)/deb && rm -f $(1)_*.deb && \
+	{ apt-get download $(1) 2>/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && apt-get download $(1); }; } && \
+	dpkg-deb --fsys-tarfile $(1)_*.deb | tar -xO .$(2) > ../$(notdir $(2)).tmp && mv ../$(notdir $(2)).tmp ../$(notdir $(2)) && rm -f $(1)_*.deb
+
+$(DEMO)/astronaut.png:
+	$(call deb_file,python3-skimage,/usr/lib/python3/dist-packages/skimage/data/astronaut.png)
+$(DEMO)/grace_hopper_512x512.jpg:
+	$(call deb_file,facedetect,/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg)
+
+demo: build $(DEMO_PHOTOS)
 	./bin/lvnet version
-	./bin/lvnet demo
+	./bin/lvnet demo --out $(DEMO) $(DEMO_PHOTOS)
 
 test: deps $(SHIM_LIB)
 	$(GO) vet ./...

@@ -453,6 +453,59 @@ lt_err lt_dropout(lt_tensor x, double p, int train, lt_gen g, lt_tensor *out) {
   LT_END
 }
 
+extern "C" void lvk_mpff_rows_avx2(const float *fa, const float *fb, float *out, int64_t C, int64_t H,
+                                   int64_t W, int64_t G, int64_t w, int64_t pad, int64_t b, int64_t yp0,
+                                   int64_t yp1);
+
+// mpff_rows is the portable version of lvk_mpff_rows_avx2 (mpff_kernel.cpp).
+static void mpff_rows(const float *fa, const float *fb, float *out, int64_t C, int64_t H, int64_t W, int64_t G,
+                      int64_t w, int64_t pad, int64_t b, int64_t yp0, int64_t yp1) {
+  const int64_t Hp = G * w;
+  for (int64_t yp = yp0; yp < yp1; yp++) {
+    int64_t y = std::min(std::max(yp - pad, int64_t(0)), H - 1);
+    for (int64_t xp = 0; xp < Hp; xp++) {
+      int64_t x = std::min(std::max(xp - pad, int64_t(0)), W - 1);
+      const float *a = fa + ((b * H + y) * W + x) * C;
+      const float *f = fb + ((b * G + yp / w) * G + xp / w) * C;
+      float acc = 0.f;
+      for (int64_t c = 0; c < C; c++) acc += std::tanh(a[c] * f[c]);
+      out[((b * w * w + (yp % w) * w + xp % w) * G + yp / w) * G + xp / w] = acc;
+    }
+  }
+}
+
+lt_err lt_mpff_infer(lt_tensor fa_, lt_tensor fb_, lt_tensor *out) {
+  LT_TRY
+  const at::Tensor &fa0 = T(fa_), &fb0 = T(fb_);
+  TORCH_CHECK(fa0.dim() == 4 && fb0.dim() == 4, "mpff: want 4-D fa and fb, got ", fa0.sizes(), " and ", fb0.sizes());
+  TORCH_CHECK(fa0.scalar_type() == at::kFloat && fb0.scalar_type() == at::kFloat, "mpff: want float32 tensors");
+  TORCH_CHECK(fa0.device().is_cpu() && fb0.device().is_cpu(), "mpff: the fused kernel runs on the CPU");
+  const int64_t B = fa0.size(0), C = fa0.size(1), H = fa0.size(2), W = fa0.size(3), G = fb0.size(2);
+  TORCH_CHECK(fb0.size(0) == B && fb0.size(1) == C && fb0.size(3) == G, "mpff: fb ", fb0.sizes(),
+              " does not match fa ", fa0.sizes());
+  TORCH_CHECK(H == W && G > 0, "mpff: want square maps, got ", fa0.sizes());
+  const int64_t p = (G - H % G) % G, pad = p / 2, w = (H + p) / G;
+  at::Tensor fa = fa0.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor fb = fb0.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor o = at::empty({B, w * w, G, G}, fa0.options().memory_format(at::MemoryFormat::Contiguous));
+  const float *pa = fa.data_ptr<float>(), *pb = fb.data_ptr<float>();
+  float *po = o.data_ptr<float>();
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const int64_t Hp = G * w;
+  at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end;) {
+      const int64_t b = r / Hp, yp0 = r % Hp, yp1 = std::min(Hp, yp0 + (end - r));
+      if (avx2)
+        lvk_mpff_rows_avx2(pa, pb, po, C, H, W, G, w, pad, b, yp0, yp1);
+      else
+        mpff_rows(pa, pb, po, C, H, W, G, w, pad, b, yp0, yp1);
+      r += yp1 - yp0;
+    }
+  });
+  *out = wrap(o);
+  LT_END
+}
+
 // --- random ------------------------------------------------------------------------------------
 lt_err lt_gen_new(uint64_t seed, lt_gen *out) {
   LT_TRY

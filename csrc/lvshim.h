@@ -133,6 +133,12 @@ lt_err lt_unfold(lt_tensor x, const int64_t *k, const int64_t *d, const int64_t 
                  const int64_t *s, lt_tensor *out);
 lt_err lt_dropout(lt_tensor x, double p, int train, lt_gen g /* NULL: global */, lt_tensor *out);
 
+/* MPFF for inference (no autograd): out[b, i*w+j, gy, gx] = sum_c tanh(fa_pad[b, c,
+ * gy*w+i, gx*w+j] * fb[b, c, gy, gx]) with fa replicate-padded to w*G (G = fb's side), as
+ * model.MPFF computes, without materialising the product. fa: B x C x H x H, fb: B x C x G x G,
+ * float32, any memory layout. */
+lt_err lt_mpff_infer(lt_tensor fa, lt_tensor fb, lt_tensor *out);
+
 /* --- random -------------------------------------------------------------- */
 lt_err lt_gen_new(uint64_t seed, lt_gen *out);
 void lt_gen_free(lt_gen g);

@@ -12,6 +12,10 @@ import (
 type HBFusion struct {
 	Trans1, Trans2, OutTrans *nn.Linear
 	Dropout                  float64
+	// conv holds the three layers as 1x1 convolutions (PrepareInference):
+	// the same per-position products, run by oneDNN on NHWC maps instead of
+	// a BLAS matrix product over rearranged rows.
+	conv [3]*nn.Conv2d
 }
 
 func newHBFusion(p nn.Path, dim1, dim2, hidden, out int64, dropout float64) *HBFusion {
@@ -48,10 +52,29 @@ func (f *HBFusion) fuse(ctx *nn.Ctx, f1, f2 *torch.Tensor, outTrans *nn.Linear) 
 		return torch.Errorf("hbfusion", "features %v and %v differ in batch or spatial size", s1, s2)
 	}
 	b, h, w := s1[0], s1[2], s1[3]
+	if !ctx.Train && f.conv[0] != nil {
+		prod := f.conv[0].Forward(f1).Mul(f.conv[1].Forward(f2)).Tanh()
+		return f.conv[2].Forward(prod)
+	}
 	rows := func(t *torch.Tensor, c int64) *torch.Tensor {
 		return t.Reshape(b, c, h*w).Permute(0, 2, 1).Reshape(-1, c)
 	}
 	prod := f.Trans1.Forward(rows(f1, s1[1])).Mul(f.Trans2.Forward(rows(f2, s2[1]))).Tanh()
 	out := outTrans.Forward(prod.Dropout(f.Dropout, ctx.Train, ctx.Gen))
 	return out.Reshape(b, h*w, -1).Permute(0, 2, 1).Reshape(b, -1, h, w)
+}
+
+// linearAsConv views a linear layer as a 1x1 convolution (sharing nothing:
+// the weights are copied, in NHWC order when nhwc).
+func linearAsConv(l *nn.Linear, nhwc bool) *nn.Conv2d {
+	s := torch.NewScope()
+	defer s.Close()
+	sh := l.W.Shape()
+	w := l.W.Detach().In(s).Reshape(sh[0], sh[1], 1, 1)
+	if nhwc {
+		w = w.ChannelsLast()
+	} else {
+		w = w.Contiguous()
+	}
+	return &nn.Conv2d{W: w.Clone().Keep(), B: l.B.Detach().In(s).Clone().Keep()}
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/lvnet-go/lvnet/nn"
@@ -61,6 +62,16 @@ func (m *LVNet) PrepareInference(opts InferenceOptions) error {
 	}
 	if err == nil && opts.ChannelsLast {
 		err = m.channelsLast()
+	}
+	if err == nil {
+		f := m.fusion
+		f.conv = [3]*nn.Conv2d{linearAsConv(f.Trans1, opts.ChannelsLast), linearAsConv(f.Trans2, opts.ChannelsLast),
+			linearAsConv(m.fusedOut, opts.ChannelsLast)}
+		for _, c := range f.conv {
+			if err == nil {
+				err = errors.Join(c.W.Err(), c.B.Err())
+			}
+		}
 	}
 	if err != nil {
 		m.invalidate()
@@ -149,6 +160,13 @@ func (m *LVNet) invalidate() {
 		m.fusedOut.W.Free()
 		m.fusedOut.B.Free()
 		m.fusedOut = nil
+	}
+	for i, c := range m.fusion.conv {
+		if c != nil {
+			c.W.Free()
+			c.B.Free()
+			m.fusion.conv[i] = nil
+		}
 	}
 	m.prepared, m.nhwc = false, false
 }

@@ -196,7 +196,11 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		for i := 0; i < 5; i++ {
 			i := i
 			p := scoped(func(in []*torch.Tensor) []*torch.Tensor {
-				return []*torch.Tensor{MPFF(m.score[i].Forward(ctx, in[0]), in[1])}
+				fa := m.score[i].Forward(ctx, in[0])
+				if m.fusedMPFF(ctx, fa) {
+					return []*torch.Tensor{torch.MPFFInfer(fa, in[1])}
+				}
+				return []*torch.Tensor{MPFF(fa, in[1])}
 			}, xs[i], u5)[0]
 			if i == 0 {
 				trace("mpff_x0", p)
@@ -227,6 +231,12 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		out.Pro = m.proHead.Forward(ctx, x5)
 	}
 	return out
+}
+
+// fusedMPFF reports whether MPFF may run as the fused CPU kernel: eval mode
+// after PrepareInference, float32 on the CPU.
+func (m *LVNet) fusedMPFF(ctx *nn.Ctx, fa *torch.Tensor) bool {
+	return !ctx.Train && m.prepared && fa.DType() == torch.Float32 && fa.Device() == torch.CPU
 }
 
 func (m *LVNet) couple(i int, x, y *torch.Tensor, trace Tracer) (*torch.Tensor, *torch.Tensor) {

@@ -471,6 +471,32 @@ func TestParityMPFF(t *testing.T) {
 	}
 }
 
+// The fused inference kernel computes MPFF like the authors' code, also on
+// channels-last input, and on every level size of the network.
+func TestMPFFInferMatches(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	fa, fb := npyTensor(t, s, "mpff_fa.npy"), npyTensor(t, s, "mpff_fb.npy")
+	want := values(t, npyTensor(t, s, "mpff_out.npy"))
+	for _, in := range []*torch.Tensor{fa, fa.ChannelsLast()} {
+		if e := relErr(values(t, torch.MPFFInfer(in, fb)), want); e > 1e-5 {
+			t.Errorf("fused MPFF relative error %.3g", e)
+		}
+	}
+	g, _ := torch.NewGenerator(4)
+	defer g.Close()
+	for _, side := range []int64{150, 75, 38, 19, 7} {
+		a := torch.Randn(s, g, 2, 16, side, side)
+		b := torch.Randn(s, g, 2, 16, 19, 19)
+		if e := relErr(values(t, torch.MPFFInfer(a, b)), values(t, MPFF(a, b))); e > 1e-5 {
+			t.Errorf("side %d: fused MPFF relative error %.3g", side, e)
+		}
+	}
+	if err := torch.MPFFInfer(fa, torch.Zeros(s, 1, 4, 19, 19)).Err(); err == nil {
+		t.Error("mismatched shapes: no error")
+	}
+}
+
 func TestParitySSPSL(t *testing.T) {
 	g := readGolden(t)
 	s := torch.NewScope()

@@ -22,7 +22,7 @@ package torch
 
 /*
 #cgo CXXFLAGS: -std=c++17
-#cgo LDFLAGS: -L${SRCDIR}/../build -llvshim -ltorch_cpu -lc10 -lstdc++ -lm
+#cgo LDFLAGS: -L${SRCDIR}/../build -llvshim -ltorch_cpu -lc10 -lstdc++ -lmvec -lm
 #include <stdlib.h>
 #include "../csrc/lvshim.h"
 */

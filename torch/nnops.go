@@ -215,3 +215,9 @@ func (t *Tensor) Dropout(p float64, train bool, g *Generator) *Tensor {
 		return C.lt_dropout(t.h, C.double(p), cbool(train), g.handle(), out)
 	}, t)
 }
+
+// MPFFInfer is the fused inference kernel of LVNet's multi-scale patch feature
+// fusion (see model.MPFF and lvshim.h): float32 on the CPU, no autograd.
+func MPFFInfer(fa, fb *Tensor) *Tensor {
+	return call("mpff", func(out *C.lt_tensor) C.lt_err { return C.lt_mpff_infer(fa.h, fb.h, out) }, fa, fb)
+}
