@@ -30,6 +30,19 @@ int lt_grad_enabled(void);
 void *lt_inference_mode_enter(void);   /* thread-local guard */
 void lt_inference_mode_exit(void *g);
 lt_err lt_manual_seed(uint64_t seed);
+/* Installs a caching CPU allocator: freed blocks of 256 KiB and more are kept
+ * (in size classes of 1/8 of a power of two, up to cap_bytes in all) and
+ * handed out again, so a training step or a forward pass that allocates the
+ * same large buffers as the last one reuses memory that is already mapped
+ * instead of page-faulting fresh pages in. */
+lt_err lt_use_caching_allocator(uint64_t cap_bytes);
+/* Bytes held by the caching allocator: in use, and cached free. */
+void lt_caching_allocator_stats(uint64_t *in_use, uint64_t *cached);
+/* Records every op run on the calling thread (and autograd's) until
+ * lt_profile_end, then writes a Chrome trace (chrome://tracing) to path.
+ * libtorch 1.x only (its legacy profiler); elsewhere an error. */
+lt_err lt_profile_begin(const char *path, void **out);
+void lt_profile_end(void *p);
 
 /* --- lifetime, creation, export ----------------------------------------- */
 void lt_free(lt_tensor t);
@@ -133,11 +146,12 @@ lt_err lt_unfold(lt_tensor x, const int64_t *k, const int64_t *d, const int64_t 
                  const int64_t *s, lt_tensor *out);
 lt_err lt_dropout(lt_tensor x, double p, int train, lt_gen g /* NULL: global */, lt_tensor *out);
 
-/* MPFF for inference (no autograd): out[b, i*w+j, gy, gx] = sum_c tanh(fa_pad[b, c,
- * gy*w+i, gx*w+j] * fb[b, c, gy, gx]) with fa replicate-padded to w*G (G = fb's side), as
- * model.MPFF computes, without materialising the product. fa: B x C x H x H, fb: B x C x G x G,
- * float32, any memory layout. */
-lt_err lt_mpff_infer(lt_tensor fa, lt_tensor fb, lt_tensor *out);
+/* LVNet's MPFF as one fused op with its own backward: out[b, i*w+j, gy, gx] =
+ * sum_c tanh(fa_pad[b, c, gy*w+i, gx*w+j] * fb[b, c, gy, gx]) with fa replicate-padded to
+ * w*G (G = fb's side), as model.MPFF computes, without materialising the product.
+ * fa: B x C x H x H, fb: B x C x G x G, float32 on the CPU, any memory layout (NHWC is
+ * fastest). */
+lt_err lt_mpff(lt_tensor fa, lt_tensor fb, lt_tensor *out);
 
 /* --- random -------------------------------------------------------------- */
 lt_err lt_gen_new(uint64_t seed, lt_gen *out);

@@ -56,6 +56,17 @@ func (f *HBFusion) fuse(ctx *nn.Ctx, f1, f2 *torch.Tensor, outTrans *nn.Linear) 
 		prod := f.conv[0].Forward(f1).Mul(f.conv[1].Forward(f2)).Tanh()
 		return f.conv[2].Forward(prod)
 	}
+	if f1.Device() == torch.CPU && f1.DType() == torch.Float32 {
+		// On the CPU the per-position linear layers run fastest as 1x1
+		// convolutions of NHWC maps (oneDNN), forward and backward; the
+		// weights are views of the linear layers' parameters.
+		conv := func(l *nn.Linear, x *torch.Tensor) *torch.Tensor {
+			sh := l.W.Shape()
+			return x.Conv2d(l.W.Reshape(sh[0], sh[1], 1, 1), l.B, torch.Conv{})
+		}
+		prod := conv(f.Trans1, f1.ChannelsLast()).Mul(conv(f.Trans2, f2.ChannelsLast())).Tanh()
+		return conv(outTrans, prod.Dropout(f.Dropout, ctx.Train, ctx.Gen))
+	}
 	rows := func(t *torch.Tensor, c int64) *torch.Tensor {
 		return t.Reshape(b, c, h*w).Permute(0, 2, 1).Reshape(-1, c)
 	}

@@ -119,7 +119,7 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		e := torch.Errorf("lvnet", "%v", err)
 		return Output{Cls: e, Seg: e, SegFeatures: e, Pro: e}
 	}
-	if m.nhwc && !ctx.Train {
+	if m.nhwc {
 		x = x.ChannelsLast()
 	}
 	cfg := m.Config
@@ -196,11 +196,11 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		for i := 0; i < 5; i++ {
 			i := i
 			p := scoped(func(in []*torch.Tensor) []*torch.Tensor {
-				fa := m.score[i].Forward(ctx, in[0])
-				if m.fusedMPFF(ctx, fa) {
-					return []*torch.Tensor{torch.MPFFInfer(fa, in[1])}
+				if m.fusedMPFF(in[0]) {
+					// The fused kernel reads NHWC; so does oneDNN's fastest 1x1 convolution.
+					return []*torch.Tensor{torch.MPFF(m.score[i].Forward(ctx, in[0].ChannelsLast()), in[1])}
 				}
-				return []*torch.Tensor{MPFF(fa, in[1])}
+				return []*torch.Tensor{MPFF(m.score[i].Forward(ctx, in[0]), in[1])}
 			}, xs[i], u5)[0]
 			if i == 0 {
 				trace("mpff_x0", p)
@@ -233,10 +233,10 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 	return out
 }
 
-// fusedMPFF reports whether MPFF may run as the fused CPU kernel: eval mode
-// after PrepareInference, float32 on the CPU.
-func (m *LVNet) fusedMPFF(ctx *nn.Ctx, fa *torch.Tensor) bool {
-	return !ctx.Train && m.prepared && fa.DType() == torch.Float32 && fa.Device() == torch.CPU
+// fusedMPFF reports whether MPFF runs as the fused CPU op (torch.MPFF):
+// float32 on the CPU (other types and devices use the composite MPFF).
+func (m *LVNet) fusedMPFF(x *torch.Tensor) bool {
+	return x.DType() == torch.Float32 && x.Device() == torch.CPU
 }
 
 func (m *LVNet) couple(i int, x, y *torch.Tensor, trace Tracer) (*torch.Tensor, *torch.Tensor) {

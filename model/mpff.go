@@ -78,11 +78,23 @@ func MPFF(fa, fb *torch.Tensor) *torch.Tensor {
 
 // padMaxPool replicate-pads x to a multiple of n and max-pools it to n x n
 // (kernel = stride = padded side / n): the verification branch's pooling.
+// Replicated edge values never change a maximum, so when the padding allows
+// it this is one max pool with -inf padding of p/2 before and ceil mode (the
+// window that reaches past the end is clipped): the same numbers without
+// materialising the padded copy.
 func padMaxPool(x *torch.Tensor, n int64) *torch.Tensor {
-	x = padTo(x, n)
-	k := x.Size(-1) / n
-	if k <= 1 {
+	h := x.Size(-1)
+	if h < 0 {
 		return x
 	}
+	p := (n - h%n) % n
+	k := (h + p) / n
+	if k <= 1 {
+		return padTo(x, n)
+	}
+	if pt := p / 2; 2*pt <= k {
+		return x.MaxPool2d(torch.Sq(k), torch.Sq(k), torch.Sq(pt), true)
+	}
+	x = padTo(x, n)
 	return x.MaxPool2d(torch.Sq(k), torch.Sq(k), torch.Sq(0), false)
 }

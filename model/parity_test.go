@@ -471,15 +471,16 @@ func TestParityMPFF(t *testing.T) {
 	}
 }
 
-// The fused inference kernel computes MPFF like the authors' code, also on
-// channels-last input, and on every level size of the network.
-func TestMPFFInferMatches(t *testing.T) {
+// The fused MPFF op computes MPFF like the authors' code, also on
+// channels-last input, and on every level size of the network; its gradients
+// equal those of the composite MPFF.
+func TestFusedMPFFMatches(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
 	fa, fb := npyTensor(t, s, "mpff_fa.npy"), npyTensor(t, s, "mpff_fb.npy")
 	want := values(t, npyTensor(t, s, "mpff_out.npy"))
 	for _, in := range []*torch.Tensor{fa, fa.ChannelsLast()} {
-		if e := relErr(values(t, torch.MPFFInfer(in, fb)), want); e > 1e-5 {
+		if e := relErr(values(t, torch.MPFF(in, fb)), want); e > 1e-5 {
 			t.Errorf("fused MPFF relative error %.3g", e)
 		}
 	}
@@ -488,11 +489,30 @@ func TestMPFFInferMatches(t *testing.T) {
 	for _, side := range []int64{150, 75, 38, 19, 7} {
 		a := torch.Randn(s, g, 2, 16, side, side)
 		b := torch.Randn(s, g, 2, 16, 19, 19)
-		if e := relErr(values(t, torch.MPFFInfer(a, b)), values(t, MPFF(a, b))); e > 1e-5 {
+		if e := relErr(values(t, torch.MPFF(a, b)), values(t, MPFF(a, b))); e > 1e-5 {
 			t.Errorf("side %d: fused MPFF relative error %.3g", side, e)
 		}
 	}
-	if err := torch.MPFFInfer(fa, torch.Zeros(s, 1, 4, 19, 19)).Err(); err == nil {
+	for _, side := range []int64{150, 38, 19, 7} {
+		a := torch.Randn(s, g, 2, 16, side, side).SetRequiresGrad(true)
+		b := torch.Randn(s, g, 2, 16, 19, 19).SetRequiresGrad(true)
+		grads := func(f func(a, b *torch.Tensor) *torch.Tensor) ([]float32, []float32) {
+			out := f(a, b)
+			wt := torch.Arange(s, 0, float64(out.Numel()), 1, torch.Float32).Reshape(out.Shape()...).DivScalar(float64(out.Numel()))
+			_ = a.ZeroGrad()
+			_ = b.ZeroGrad()
+			if err := out.Mul(wt).Sum(false).Backward(); err != nil {
+				t.Fatal(err)
+			}
+			return values(t, a.Grad().In(s)), values(t, b.Grad().In(s))
+		}
+		ga, gb := grads(torch.MPFF)
+		wa, wb := grads(MPFF)
+		if e := math.Max(relErr(ga, wa), relErr(gb, wb)); e > 1e-5 {
+			t.Errorf("side %d: fused MPFF gradient relative error %.3g", side, e)
+		}
+	}
+	if err := torch.MPFF(fa, torch.Zeros(s, 1, 4, 19, 19)).Err(); err == nil {
 		t.Error("mismatched shapes: no error")
 	}
 }

@@ -216,8 +216,8 @@ func (t *Tensor) Dropout(p float64, train bool, g *Generator) *Tensor {
 	}, t)
 }
 
-// MPFFInfer is the fused inference kernel of LVNet's multi-scale patch feature
-// fusion (see model.MPFF and lvshim.h): float32 on the CPU, no autograd.
-func MPFFInfer(fa, fb *Tensor) *Tensor {
-	return call("mpff", func(out *C.lt_tensor) C.lt_err { return C.lt_mpff_infer(fa.h, fb.h, out) }, fa, fb)
+// MPFF is LVNet's multi-scale patch feature fusion as one fused op with its
+// own backward (see model.MPFF and lvshim.h): float32 on the CPU.
+func MPFF(fa, fb *Tensor) *Tensor {
+	return call("mpff", func(out *C.lt_tensor) C.lt_err { return C.lt_mpff(fa.h, fb.h, out) }, fa, fb)
 }

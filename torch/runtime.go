@@ -110,24 +110,60 @@ func LoadedBLAS() string {
 	return ""
 }
 
-// KeepFreedMemory tells glibc's allocator to keep freed memory instead of
-// returning it to the kernel (large mmap threshold, no trimming, 1 GiB top
-// pad). libtorch allocates and frees large activation buffers every step; with
-// the defaults each of them is a fresh mmap that page-faults in again, which
-// costs about 40% of an LVNet step on this machine. Memory is still reused.
+// CacheEnv names the environment variable that caps, in MiB, the memory the
+// caching allocator of KeepFreedMemory keeps for reuse (default: half of the
+// machine's RAM).
+const CacheEnv = "LVNET_CACHE_MB"
+
+// KeepFreedMemory stops libtorch's large buffers from being returned to the
+// kernel and faulted in again. A forward pass or training step allocates and
+// frees the same large activation buffers every time; with glibc's defaults
+// each buffer above 32 MiB is a fresh mmap whose pages are faulted in on first
+// touch, which costs about 40% of an LVNet step on this kind of machine (and
+// glibc refuses mmap thresholds above 32 MiB). So:
 //
-// It also limits glibc to one malloc arena. Go runs successive cgo calls on
-// whichever OS thread it likes, and glibc gives each thread its own arena, so
-// memory kept in one arena was not reused when the next step ran on another
-// thread: every step page-faulted its activations in afresh (tens of
-// thousands of faults per step in the engine benchmarks, up to 2x the time of
-// the same step in C++), and each arena held its own copy of the kept memory.
-// Call it once, early, before the work starts.
+//   - libtorch's CPU allocator is replaced by a caching one (lvshim.h): freed
+//     blocks of 256 KiB and more are kept in size classes and reused, up to
+//     $LVNET_CACHE_MB (default half the RAM);
+//   - glibc keeps freed memory for the rest (no trimming, 1 GiB top pad, the
+//     largest mmap threshold it accepts) and uses one malloc arena: Go runs cgo
+//     calls on whichever OS thread it likes, and per-thread arenas did not
+//     reuse each other's memory.
+//
+// Call it once, early, before the work starts. Memory stays at the working
+// set's peak instead of going up and down.
 func KeepFreedMemory() {
 	C.mallopt(C.M_ARENA_MAX, C.int(1))
-	C.mallopt(C.M_MMAP_THRESHOLD, C.int(1<<30))
-	C.mallopt(C.M_TRIM_THRESHOLD, C.int(2147483647))
+	C.mallopt(C.M_MMAP_THRESHOLD, C.int(32<<20))
+	C.mallopt(C.M_TRIM_THRESHOLD, C.int(-1))
 	C.mallopt(C.M_TOP_PAD, C.int(1<<30))
+	capMB := totalRAMMB() / 2
+	if v, err := strconv.ParseUint(os.Getenv(CacheEnv), 10, 64); err == nil {
+		capMB = v
+	}
+	_ = cerr("caching allocator", C.lt_use_caching_allocator(C.uint64_t(capMB<<20)))
+}
+
+// CacheStats returns the bytes the caching allocator has handed out and the
+// freed bytes it keeps for reuse (both 0 before KeepFreedMemory).
+func CacheStats() (inUse, cached uint64) {
+	var a, b C.uint64_t
+	C.lt_caching_allocator_stats(&a, &b)
+	return uint64(a), uint64(b)
+}
+
+func totalRAMMB() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 4096
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb / 1024
+		}
+	}
+	return 4096
 }
 
 // PeakRSSMB returns the process's peak resident set size in MiB (VmHWM).
@@ -182,3 +218,20 @@ var shimID = "dev"
 
 // ShimID identifies the compiled C++ shim this binary was linked with.
 func ShimID() string { return shimID }
+
+// Profile records every libtorch op that f runs (on its pinned OS thread and
+// in autograd) and writes a Chrome trace (chrome://tracing, or any tool that
+// reads the trace event format) to path. libtorch 1.x only.
+func Profile(path string, f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	var p unsafe.Pointer
+	if err := cerr("profile", C.lt_profile_begin(cs, &p)); err != nil {
+		return err
+	}
+	ferr := f()
+	C.lt_profile_end(p)
+	return ferr
+}
