@@ -8,7 +8,7 @@ TORCH_DIR ?=
 # Debian packages: libtorch (unless TORCH_DIR), OpenBLAS for fast linear layers
 # (the reference BLAS is 5-10x slower), ffmpeg for videos, npm to fetch the face
 # models, Chromium + chromedriver for the web page test.
-DEB_PKGS := libopenblas0-pthread ffmpeg g++ npm chromium chromium-driver $(if $(TORCH_DIR),,libtorch-dev)
+DEB_PKGS := libopenblas0-pthread ffmpeg g++ chromium chromium-driver $(if $(TORCH_DIR),,libtorch-dev)
 
 ifeq ($(TORCH_DIR),)
 TORCH_CFLAGS := -I/usr/include/torch/csrc/api/include
@@ -32,6 +32,7 @@ all: build
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

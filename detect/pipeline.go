@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"image"
 	"image/draw"
-	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
+	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
@@ -22,7 +22,19 @@ import (
 // Defaults of Options and PipelineOptions.
 const (
 	DefaultThreshold = 0.5
-	DefaultBatchSize = 8
+	// DefaultBatchSize is the batch size on GPUs. On CPUs the default is
+	// DefaultCPUBatchSize: on 2 cores, batches of 8 faces at 299 pixels
+	// were no faster per face than single faces and took twice the memory
+	// (docs/DETECT.md).
+	DefaultBatchSize    = 8
+	DefaultCPUBatchSize = 1
+	DefaultMaxFaces     = 16
+	// CropScale enlarges the detector's face box to the square the model
+	// looks at, as the training crops were cut (face.Crop's default).
+	CropScale = 1.3
+	// VideoSampleRate is how many frames per second of video are analysed
+	// by default (Options.Every = round(fps / VideoSampleRate)).
+	VideoSampleRate = 2
 )
 
 // Kinds of Result.
@@ -39,9 +51,11 @@ const (
 	LabelNone = "none"
 )
 
-// ErrNeedsAligned is returned for inputs analysed without Options.Aligned:
-// finding faces in whole photos is not part of this pipeline yet.
-var ErrNeedsAligned = errors.New("face detection is not available in this pipeline yet: analyse aligned face crops (Options.Aligned, lvnet detect --aligned)")
+// ErrNeedsAligned is returned for photos and videos given to a pipeline
+// without a face detector (PipelineOptions.Faces): only aligned face crops
+// (Options.Aligned) can be analysed then.
+var ErrNeedsAligned = errors.New("face detection is not available in this pipeline: it has no face detector " +
+	"(install the face models with scripts/fetch-face-models.sh); analyse aligned face crops instead (Options.Aligned, lvnet detect --aligned)")
 
 // InputError is the failure of one input: its name and the reason.
 type InputError struct {
@@ -62,22 +76,45 @@ func (e *InputError) Reason() string {
 // Unwrap returns the reason.
 func (e *InputError) Unwrap() error { return e.Err }
 
+// FaceDetector finds the faces of a picture, largest first (*face.Detector
+// is one). Implementations must be safe for concurrent use.
+type FaceDetector interface {
+	Detect(img *image.RGBA) ([]face.Face, error)
+}
+
 // PipelineOptions configure a Pipeline.
 type PipelineOptions struct {
-	BatchSize int          // faces per forward pass (default 8)
-	Workers   int          // goroutines decoding inputs while the model runs (default: CPUs, at most 4)
+	BatchSize int          // faces per forward pass (default: DefaultCPUBatchSize on CPUs, DefaultBatchSize on GPUs)
+	Workers   int          // goroutines decoding inputs and finding faces while the model runs (default: CPUs, at most 4)
 	Limits    media.Limits // bounds on what decoding an input may cost (zero: media's defaults)
+	// Faces finds the faces of photos and video frames. Without one only
+	// aligned face crops (Options.Aligned) can be analysed; other inputs
+	// fail with ErrNeedsAligned. The pipeline does not own it.
+	Faces FaceDetector
 }
 
 // Pipeline scores inputs with an LVNet model. It implements Analyzer and is
 // safe for concurrent use (the model is only read).
 //
-// Each input is treated as an aligned face crop (Options.Aligned) used
-// whole: scaled to [0,1], resized bilinearly to the model's input size as
-// torch's F.interpolate(mode="bilinear", align_corners=False) does (no
-// resize when it already has that size), normalised with mean 0.5 and std
-// 0.5, and scored in eval mode. p_fake = 1 - softmax(class logits)[0]; the
-// patch map is softmax over the patch logits, channel 1.
+// Photos and video frames: every face the detector finds (the MaxFaces
+// largest) is cut out as training crops were, a square of CropScale times
+// the longer side of the face box centred on it (black outside the
+// picture), resized bilinearly to the model's input size (face.Crop). An
+// aligned face crop (Options.Aligned) is used whole instead, resized to the
+// model's input as torch's F.interpolate(mode="bilinear",
+// align_corners=False) does (no resize when it already has that size).
+// Crops are normalised with mean 0.5 and std 0.5 and scored in eval mode,
+// several per forward pass across faces, frames and inputs. p_fake = 1 -
+// softmax(class logits)[0]; the patch map is softmax over the patch
+// logits, channel 1.
+//
+// A photo's verdict is its most suspicious face (the highest p_fake). In a
+// video, sampled frames (Options.Every) are searched for faces, faces are
+// tracked across frames (face.Tracker) and every tracked face is scored in
+// every sampled frame; a face's p_fake is the mean over its frames, and the
+// video's verdict is its most suspicious face: the highest mean among the
+// faces seen in at least a tenth as many frames as the face seen most
+// (short tracks are usually the detector's mistakes).
 type Pipeline struct {
 	m    *model.LVNet
 	opts PipelineOptions
@@ -95,6 +132,9 @@ func NewPipeline(m *model.LVNet, opts PipelineOptions) (*Pipeline, error) {
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = DefaultBatchSize
+		if m.Device().Type == torch.DeviceCPU {
+			opts.BatchSize = DefaultCPUBatchSize
+		}
 	}
 	if opts.Workers == 0 {
 		opts.Workers = min(runtime.GOMAXPROCS(0), 4)
@@ -104,6 +144,10 @@ func NewPipeline(m *model.LVNet, opts PipelineOptions) (*Pipeline, error) {
 
 // Model returns the pipeline's model.
 func (p *Pipeline) Model() *model.LVNet { return p.m }
+
+// CanDetectFaces reports whether the pipeline has a face detector, that is
+// whether it analyses photos and videos (not only aligned crops).
+func (p *Pipeline) CanDetectFaces() bool { return p.opts.Faces != nil }
 
 // Analyze analyses one input (see AnalyzeAll). A failure of the input is
 // returned as an *InputError.
@@ -117,22 +161,24 @@ func (p *Pipeline) Analyze(ctx context.Context, in Input, opts Options) (*Result
 	return res, ierr
 }
 
-// AnalyzeAll analyses inputs, several per forward pass, decoding the next
-// ones in parallel goroutines while the model runs. For every input it calls
-// each (from the calling goroutine, in input order) with the result or the
-// input's error (an *InputError naming it). The returned error is for what
-// stops the whole run: bad options, a model failure, ctx cancellation.
+// AnalyzeAll analyses inputs: photos, videos (by their contents, else their
+// extension) or, with Options.Aligned, aligned face crops. Decoding, face
+// detection and cropping run in parallel goroutines while the model scores
+// the faces found, several per forward pass across faces, frames and
+// inputs; video frames are streamed, never all held in memory. For every
+// input it calls each (from the calling goroutine, in input order) with the
+// result or the input's error (an *InputError naming it). The returned
+// error is for what stops the whole run: bad options, a model failure, ctx
+// cancellation.
 func (p *Pipeline) AnalyzeAll(ctx context.Context, ins []Input, opts Options, each func(i int, r *Result, err error)) error {
-	if opts.Threshold == 0 {
-		opts.Threshold = DefaultThreshold
-	}
-	if opts.Threshold < 0 || opts.Threshold > 1 || math.IsNaN(opts.Threshold) {
-		return fmt.Errorf("analyze: threshold %v outside [0, 1]", opts.Threshold)
+	opts, err := resolve(opts)
+	if err != nil {
+		return err
 	}
 	if each == nil {
 		each = func(int, *Result, error) {}
 	}
-	if !opts.Aligned {
+	if !opts.Aligned && p.opts.Faces == nil {
 		for i, in := range ins {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -141,7 +187,32 @@ func (p *Pipeline) AnalyzeAll(ctx context.Context, ins []Input, opts Options, ea
 		}
 		return nil
 	}
-	return p.analyzeAligned(ctx, ins, opts, each)
+	if len(ins) == 0 {
+		return nil
+	}
+	if opts.Heatmaps != "" && !opts.InlinePNG {
+		if err := os.MkdirAll(opts.Heatmaps, 0o755); err != nil {
+			return fmt.Errorf("heatmaps: %w", err)
+		}
+	}
+	return newRun(p, ins, opts, each).run(ctx)
+}
+
+// resolve fills in the defaults of opts and checks them.
+func resolve(opts Options) (Options, error) {
+	if opts.Threshold == 0 {
+		opts.Threshold = DefaultThreshold
+	}
+	if opts.Threshold < 0 || opts.Threshold > 1 || math.IsNaN(opts.Threshold) {
+		return opts, fmt.Errorf("analyze: threshold %v outside [0, 1]", opts.Threshold)
+	}
+	if opts.Every < 0 || opts.MaxFrames < 0 || opts.MaxFaces < 0 {
+		return opts, fmt.Errorf("analyze: every %d, max frames %d and max faces %d must not be negative", opts.Every, opts.MaxFrames, opts.MaxFaces)
+	}
+	if opts.MaxFaces == 0 {
+		opts.MaxFaces = DefaultMaxFaces
+	}
+	return opts, nil
 }
 
 // name is how results and errors call an input.
@@ -152,163 +223,12 @@ func (in Input) name() string {
 	return in.Path
 }
 
-// prepared is a decoded input ready for the model.
-type prepared struct {
-	i    int
-	x    *torch.Tensor // 1 x 3 x S x S, normalised, owned (not in a scope)
-	w, h int
-	err  error
-}
-
-// analyzeAligned runs the decode workers and batches their output through
-// the model.
-func (p *Pipeline) analyzeAligned(ctx context.Context, ins []Input, opts Options, each func(int, *Result, error)) error {
-	n := len(ins)
-	if n == 0 {
-		return nil
+// label is the label of a p_fake under threshold th.
+func label(pFake, th float64) string {
+	if pFake >= th {
+		return LabelFake
 	}
-	size := p.m.Config.ImageSize
-	stop := make(chan struct{})
-	jobs := make(chan int)
-	out := make(chan prepared, 2*p.opts.BatchSize)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(jobs)
-		for i := range ins {
-			select {
-			case jobs <- i:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	workers := min(p.opts.Workers, n)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				pr := p.prepare(ins[i], size)
-				pr.i = i
-				select {
-				case out <- pr:
-				case <-stop:
-					pr.x.Free()
-					return
-				}
-			}
-		}()
-	}
-	var batch []prepared
-	defer func() {
-		close(stop)
-		// Free what is still queued, then wait for the workers.
-		go func() {
-			wg.Wait()
-			close(out)
-		}()
-		for pr := range out {
-			pr.x.Free()
-		}
-		for _, pr := range batch {
-			pr.x.Free()
-		}
-	}()
-
-	// Results are handed to each in input order.
-	done := make([]bool, n)
-	results := make([]*Result, n)
-	errs := make([]error, n)
-	next := 0
-	release := func() {
-		for next < n && done[next] {
-			each(next, results[next], errs[next])
-			results[next], errs[next] = nil, nil
-			next++
-		}
-	}
-	for received := 0; received < n; {
-		var pr prepared
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case pr = <-out:
-		}
-		received++
-		if pr.err != nil {
-			done[pr.i], errs[pr.i] = true, &InputError{Input: ins[pr.i].name(), Err: pr.err}
-			release()
-		} else {
-			batch = append(batch, pr)
-		}
-		if len(batch) == 0 || (len(batch) < p.opts.BatchSize && received < n) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		scores, err := p.scoreBatch(batch)
-		if err != nil {
-			return err
-		}
-		for k, pr := range batch {
-			pr.x.Free()
-			if !finite(scores[k]) {
-				errs[pr.i] = &InputError{Input: ins[pr.i].name(), Err: errors.New("the model's output is not a number (NaN)")}
-			} else {
-				results[pr.i] = p.result(ins[pr.i], pr, scores[k], opts)
-			}
-			done[pr.i] = true
-		}
-		batch = batch[:0]
-		release()
-	}
-	return nil
-}
-
-// prepare decodes an input and turns it into the model's input tensor.
-func (p *Pipeline) prepare(in Input, size int) prepared {
-	img, err := p.decode(in)
-	if err != nil {
-		return prepared{err: err}
-	}
-	s := torch.NewScope()
-	defer s.Close()
-	x := Preprocess(s, img, size)
-	if err := x.Err(); err != nil {
-		return prepared{err: fmt.Errorf("preprocess: %w", err)}
-	}
-	b := img.Bounds()
-	return prepared{x: x.Keep(), w: b.Dx(), h: b.Dy()}
-}
-
-// decode reads an input's image.
-func (p *Pipeline) decode(in Input) (*image.RGBA, error) {
-	lim := p.opts.Limits
-	if in.Data == nil {
-		if in.Path == "" {
-			return nil, errors.New("input has neither a path nor data")
-		}
-		return lim.DecodeImage(in.Path)
-	}
-	maxBytes := lim.MaxBytes
-	if maxBytes == 0 {
-		maxBytes = media.DefaultLimits().MaxBytes
-	}
-	r := in.Data
-	if maxBytes > 0 {
-		r = io.LimitReader(r, maxBytes+1)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if maxBytes > 0 && int64(len(b)) > maxBytes {
-		return nil, fmt.Errorf("%w: more than %d bytes", media.ErrTooLarge, maxBytes)
-	}
-	return lim.DecodeImageBytes(b, in.name())
+	return LabelReal
 }
 
 // Score is the model's verdict on one face crop.
@@ -320,10 +240,10 @@ type Score struct {
 // ScoreCrops scores face crops (any size; resized to the model's input) in
 // one forward pass.
 func (p *Pipeline) ScoreCrops(crops []*image.RGBA) ([]Score, error) {
-	batch := make([]prepared, len(crops))
+	xs := make([]*torch.Tensor, 0, len(crops))
 	defer func() {
-		for _, pr := range batch {
-			pr.x.Free()
+		for _, x := range xs {
+			x.Free()
 		}
 	}()
 	for i, c := range crops {
@@ -333,14 +253,14 @@ func (p *Pipeline) ScoreCrops(crops []*image.RGBA) ([]Score, error) {
 			s.Close()
 			return nil, fmt.Errorf("score crops: crop %d: %w", i, err)
 		}
-		batch[i] = prepared{x: x.Keep()}
+		xs = append(xs, x.Keep())
 		s.Close()
 	}
-	return p.scoreBatch(batch)
+	return p.scoreBatch(xs)
 }
 
-// scoreBatch runs the model on the prepared inputs.
-func (p *Pipeline) scoreBatch(batch []prepared) ([]Score, error) {
+// scoreBatch runs the model on inputs of 1 x 3 x S x S each.
+func (p *Pipeline) scoreBatch(batch []*torch.Tensor) ([]Score, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
@@ -349,11 +269,7 @@ func (p *Pipeline) scoreBatch(batch []prepared) ([]Score, error) {
 	err := torch.InferenceMode(func() error {
 		s := torch.NewScope()
 		defer s.Close()
-		xs := make([]*torch.Tensor, len(batch))
-		for i, pr := range batch {
-			xs[i] = pr.x
-		}
-		x := torch.Cat(0, xs...).In(s)
+		x := torch.Cat(0, batch...).In(s)
 		if dt, dev := p.m.DType(), p.m.Device(); x.DType() != dt || x.Device() != dev {
 			x = x.To(dt, dev)
 		}
@@ -413,34 +329,6 @@ func finite(sc Score) bool {
 // 1 / (1 + exp(l0 - l1)).
 func softmax1(l0, l1 float32) float64 {
 	return 1 / (1 + math.Exp(float64(l0)-float64(l1)))
-}
-
-// result builds the Result of an aligned crop.
-func (p *Pipeline) result(in Input, pr prepared, sc Score, opts Options) *Result {
-	label := LabelReal
-	if sc.PFake >= opts.Threshold {
-		label = LabelFake
-	}
-	r := &Result{
-		Input:      in.name(),
-		Kind:       KindFace,
-		PFake:      sc.PFake,
-		Label:      label,
-		PatchPFake: sc.Patch,
-		Width:      pr.w,
-		Height:     pr.h,
-		Faces: []Face{{
-			BBox:       [4]float64{0, 0, float64(pr.w), float64(pr.h)},
-			Score:      1,
-			PFake:      sc.PFake,
-			Label:      label,
-			PatchPFake: sc.Patch,
-		}},
-	}
-	if opts.Heatmaps != "" || opts.InlinePNG {
-		r.Warnings = append(r.Warnings, "heatmap overlays are not produced for aligned crops yet")
-	}
-	return r
 }
 
 // Preprocess turns an image into the model's input: a 1 x 3 x size x size

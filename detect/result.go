@@ -7,6 +7,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 )
 
@@ -27,21 +28,48 @@ type Result struct {
 	Width      int         `json:"width,omitempty"`
 	Height     int         `json:"height,omitempty"`
 	Warnings   []string    `json:"warnings,omitempty"`
+	// Incomplete is set when the input could not be read to its end (a
+	// truncated or corrupt video): the result covers the frames read
+	// before the damage, and Warnings says what happened.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // Face is one face (one tracked person, for videos).
 type Face struct {
-	ID         int         `json:"id"`   // track id (0 in photos: faces ordered largest first)
-	BBox       [4]float64  `json:"bbox"` // x0, y0, x1, y1 in input pixels (of the most suspicious frame in videos)
-	Score      float64     `json:"score"`
+	ID   int        `json:"id"`   // track id (0 in photos: faces ordered largest first)
+	BBox [4]float64 `json:"bbox"` // x0, y0, x1, y1 in input pixels (of the most suspicious frame in videos)
+	// CropBox is the square the model looked at (the face box enlarged
+	// 1.3 times, as in training), x0, y0, x1, y1 in input pixels: the
+	// patch map covers it, row 0 at its top. It may reach past the
+	// picture's borders (black there).
+	CropBox    [4]float64  `json:"crop_box"`
+	Score      float64     `json:"score"`  // the face detector's confidence
 	PFake      float64     `json:"p_fake"` // videos: mean over the frames of this face
 	Label      string      `json:"label"`
 	PatchPFake [][]float64 `json:"patch_p_fake"` // GxG, row-major; videos: of the most suspicious frame
 	Heatmap    string      `json:"heatmap,omitempty"`
-	MaxPFake   float64     `json:"max_p_fake,omitempty"`  // videos
-	FracFake   float64     `json:"frac_fake,omitempty"`   // videos: fraction of frames >= threshold
-	NumFrames  int         `json:"num_frames,omitempty"`  // videos
-	WorstFrame int         `json:"worst_frame,omitempty"` // videos: frame index of the max
+	// Videos only (in JSON when NumFrames > 0, zeros included):
+	MaxPFake   float64 `json:"max_p_fake,omitempty"`  // the highest p_fake over the frames
+	FracFake   float64 `json:"frac_fake,omitempty"`   // fraction of the frames with p_fake >= threshold
+	NumFrames  int     `json:"num_frames,omitempty"`  // frames the face was scored in
+	WorstFrame int     `json:"worst_frame,omitempty"` // frame number of the max
+}
+
+// MarshalJSON writes a face; the video fields are written whenever
+// NumFrames > 0, even when zero (a face may be most suspicious in frame 0
+// or never above the threshold).
+func (f Face) MarshalJSON() ([]byte, error) {
+	type plain Face // without this method
+	if f.NumFrames == 0 {
+		return json.Marshal(plain(f))
+	}
+	return json.Marshal(struct {
+		plain
+		MaxPFake   float64 `json:"max_p_fake"`
+		FracFake   float64 `json:"frac_fake"`
+		NumFrames  int     `json:"num_frames"`
+		WorstFrame int     `json:"worst_frame"`
+	}{plain(f), f.MaxPFake, f.FracFake, f.NumFrames, f.WorstFrame})
 }
 
 // Frame is the per-frame scores of a video.
@@ -93,5 +121,27 @@ type Options struct {
 	Aligned   bool    // the input is an aligned face crop: no face detection
 	Heatmaps  string  // directory for overlay PNGs ("" none)
 	InlinePNG bool    // put overlays in Result as data:image/png;base64 URLs
-	MaxFaces  int     // per frame (default 16)
+	MaxFaces  int     // per frame, the largest (default 16); the others are counted in a warning
+}
+
+// Progress counts the work of an AnalyzeAll call so far.
+type Progress struct {
+	Inputs int // inputs finished (results or errors handed over)
+	Frames int // photos and video frames decoded and searched for faces
+	Faces  int // faces scored by the model
+}
+
+type progressKey struct{}
+
+// WithProgress returns a context that makes AnalyzeAll (and Analyze) call f
+// with its counts after every forward pass and every finished input, from
+// the goroutine that called AnalyzeAll.
+func WithProgress(ctx context.Context, f func(Progress)) context.Context {
+	return context.WithValue(ctx, progressKey{}, f)
+}
+
+// progressFunc returns the function of WithProgress, or nil.
+func progressFunc(ctx context.Context) func(Progress) {
+	f, _ := ctx.Value(progressKey{}).(func(Progress))
+	return f
 }

@@ -10,12 +10,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/detect"
+	"github.com/lvnet-go/lvnet/face"
+	"github.com/lvnet-go/lvnet/internal/shared"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/weights"
 )
@@ -25,6 +28,12 @@ import (
 // checkpoint, loads it back as `lvnet serve --model` does and returns its
 // pipeline.
 func realPipeline(t *testing.T) *detect.Pipeline {
+	t.Helper()
+	return realPipelineWith(t, nil)
+}
+
+// realPipelineWith is realPipeline with a face detector (nil: none).
+func realPipelineWith(t *testing.T, faces detect.FaceDetector) *detect.Pipeline {
 	t.Helper()
 	cfg := model.Paper()
 	cfg.ImageSize, cfg.Width, cfg.SSPSL = 64, 0.25, false
@@ -50,7 +59,7 @@ func realPipeline(t *testing.T) *detect.Pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(loaded.Free)
-	p, err := detect.NewPipeline(loaded, detect.PipelineOptions{BatchSize: 2, Workers: 1})
+	p, err := detect.NewPipeline(loaded, detect.PipelineOptions{BatchSize: 2, Workers: 1, Faces: faces})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,4 +156,100 @@ func TestRealPipeline(t *testing.T) {
 	if left, _ := os.ReadDir(spool); len(left) != 0 {
 		t.Errorf("%d temporary file(s) left behind", len(left))
 	}
+}
+
+// TestRealPipelineFaces serves the real pipeline with the real face
+// detector: a photo gets its face, a linked heatmap of the photo's size; a
+// video its frames and tracked face; a video without faces a result
+// labelled none; bad files 4xx answers; and the server keeps serving.
+func TestRealPipelineFaces(t *testing.T) {
+	ex := shared.Path(t, "data", "ffpp-examples", "ex_original.png")
+	dir := face.DefaultModelDir()
+	if _, err := os.Stat(filepath.Join(dir, "ssd_mobilenetv1_model-weights_manifest.json")); err != nil {
+		t.Skipf("face models not installed in %s (run scripts/fetch-face-models.sh)", dir)
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	det, err := face.NewDetector(dir, face.Options{NoLandmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer det.Close()
+	spool := t.TempDir()
+	_, base := startServer(t, realPipelineWith(t, det), Config{TempDir: spool})
+	photo, err := os.ReadFile(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := postFile(t, base, "", "newsroom.png", photo)
+	if a.status != 200 {
+		t.Fatalf("photo: %d %s", a.status, a.body)
+	}
+	r := a.resp.Results[0]
+	if r.Input != "newsroom.png" || r.Kind != detect.KindImage || len(r.Faces) != 1 || r.Faces[0].Heatmap != r.Heatmap ||
+		!strings.HasPrefix(r.Heatmap, heatmapPath) || r.PFake != r.Faces[0].PFake || len(r.PatchPFake) != 4 {
+		t.Fatalf("photo result %+v", r)
+	}
+	h, err := http.Get(base + r.Heatmap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(h.Body)
+	h.Body.Close()
+	if err != nil || img.Bounds() != image.Rect(0, 0, 640, 480) {
+		t.Errorf("heatmap %s: %v, bounds %v", r.Heatmap, err, img)
+	}
+
+	clip := filepath.Join(t.TempDir(), "c.mp4")
+	out, err := exec.Command("ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", ex, "-vf", "scale=320:240", "-frames:v", "4",
+		"-r", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", clip).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	video, _ := os.ReadFile(clip)
+	a = postFile(t, base, "?inline=1", "interview.mp4", video)
+	if a.status != 200 {
+		t.Fatalf("video: %d %s", a.status, a.body)
+	}
+	r = a.resp.Results[0]
+	if r.Input != "interview.mp4" || r.Kind != detect.KindVideo || r.Video == nil || r.Video.Frames != 4 || len(r.Frames) != 4 ||
+		len(r.Faces) != 1 || r.Faces[0].NumFrames != 4 || !strings.HasPrefix(r.Heatmap, "data:image/png;base64,") {
+		t.Errorf("video result: kind %s, video %+v, %d frames, faces %d, heatmap %.30q", r.Kind, r.Video, len(r.Frames), len(r.Faces), r.Heatmap)
+	}
+	a = postFile(t, base, "", "pattern.mp4", mustRead(t, makeVideo(t, t.TempDir(), 5)))
+	if a.status != 200 || a.resp.Results[0].Label != detect.LabelNone || len(a.resp.Results[0].Warnings) != 1 {
+		t.Errorf("video without faces: %d %s", a.status, a.body)
+	}
+	trunc := noisePNG(t, 64, 64, 3)
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		status int
+	}{
+		{"empty.jpg", nil, 400},
+		{"notes.jpg", []byte("text\n"), 415},
+		{"cut.png", trunc[:len(trunc)/2], 400},
+		{"huge.png", pngHeader(50000, 50000), 413},
+		{"zero.mp4", nil, 400},
+	} {
+		if a := postFile(t, base, "", tc.name, tc.data); a.status != tc.status || !strings.Contains(a.err.Error, tc.name) {
+			t.Errorf("%s: %d %q, want %d naming it", tc.name, a.status, a.err.Error, tc.status)
+		}
+	}
+	if a := postFile(t, base, "", "again.png", photo); a.status != 200 || len(a.resp.Results[0].Faces) != 1 {
+		t.Errorf("after bad inputs: %d %s", a.status, a.body)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Errorf("%d temporary file(s) left behind", len(left))
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,37 +1,59 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/detect"
+	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/progress"
+	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/torch"
 )
 
-// runDetect scores face crops: is each forged, and which patches?
+// runDetect finds the faces of photos and videos and tells, for each, how
+// likely it is forged and where.
 func runDetect(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	return detectMain(ctx, args, os.Stdout, os.Stderr)
+	// Keep freed memory in the process: libtorch's large buffers are
+	// allocated and freed on every forward pass.
+	torch.KeepFreedMemory()
+	return detectMain(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 }
 
-func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("detect", "--aligned --model M.safetensors FACE.png...")
-	modelPath := fs.String("model", "", "LVNet checkpoint (.safetensors; see lvnet import)")
-	aligned := fs.Bool("aligned", false, "the inputs are aligned face crops, used whole (required for now: face detection in photos comes later)")
-	asJSON := fs.Bool("json", false, `print {"results":[...]} as JSON instead of a table`)
+const detectArgs = "[--model M] [--json|--csv] [--heatmaps DIR] [--every N] INPUT... (photos, videos, folders; - reads paths from stdin)"
+
+func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("detect", detectArgs)
+	modelPath := fs.String("model", "", "LVNet checkpoint (default: $"+detect.ModelEnv+", else "+detect.DefaultModelName+" in the model folder, which make demo creates)")
+	asJSON := fs.Bool("json", false, `print {"results":[...],"errors":[...]} as JSON instead of a table`)
+	asCSV := fs.Bool("csv", false, "print one CSV row per input instead of a table")
+	heatmaps := fs.String("heatmaps", "", "write a heatmap overlay PNG per input into this folder")
+	every := fs.Int("every", 0, "videos: analyse every Nth frame (default: about 2 frames per second)")
+	maxFrames := fs.Int("max-frames", 0, "videos: analyse at most this many frames, spread over the video (0: no limit)")
+	maxFaces := fs.Int("max-faces", detect.DefaultMaxFaces, "faces analysed per photo or frame, the largest")
+	aligned := fs.Bool("aligned", false, "the inputs are aligned face crops, used whole (no face detection)")
 	threshold := fs.Float64("threshold", detect.DefaultThreshold, "label a face fake when p_fake >= threshold (0, 1]")
-	batch := fs.Int("batch", detect.DefaultBatchSize, "faces per forward pass")
-	workers := fs.Int("workers", 0, "goroutines decoding inputs while the model runs (default: CPUs, at most 4)")
+	batch := fs.Int("batch", 0, "faces per forward pass (default: 1 on CPUs, where larger batches are no faster and take more memory, 8 on GPUs)")
+	workers := fs.Int("workers", 0, "goroutines decoding inputs and finding faces while the model runs (default: CPUs, at most 4)")
+	faceModels := fs.String("face-models", face.DefaultModelDir(), "folder of the face detector's models (scripts/fetch-face-models.sh installs them)")
 	device := fs.String("device", "cpu", "cpu or cuda:N")
 	dtype := fs.String("dtype", "float32", "weights and activations: float32, or bfloat16 (faster on GPUs)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -47,24 +69,55 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("--dtype %q: want float32, bfloat16 or float64", *dtype)
 	}
 	switch {
-	case *modelPath == "":
-		return usagef("--model is required (an LVNet checkpoint; convert the authors' with lvnet import)")
 	case fs.NArg() == 0:
-		return usagef("no input files")
-	case !*aligned:
-		return usagef("only aligned face crops can be analysed for now: pass --aligned (each input is a face crop, used whole)")
+		return usagef("no inputs: name photos, videos or folders, or - to read paths from stdin")
+	case *asJSON && *asCSV:
+		return usagef("--json and --csv exclude each other")
 	case !(*threshold > 0 && *threshold <= 1):
 		return usagef("--threshold %v: want a value in (0, 1]", *threshold)
-	case *batch < 1:
-		return usagef("--batch %d: want at least 1", *batch)
+	case *batch < 0:
+		return usagef("--batch %d: want 0 (automatic) or more", *batch)
 	case *workers < 0:
 		return usagef("--workers %d: want 0 (automatic) or more", *workers)
+	case *every < 0:
+		return usagef("--every %d: want 0 (about 2 frames per second) or more", *every)
+	case *maxFrames < 0:
+		return usagef("--max-frames %d: want 0 (no limit) or more", *maxFrames)
+	case *maxFaces < 1:
+		return usagef("--max-faces %d: want at least 1", *maxFaces)
+	}
+	ckpt, err := modelFile(fs, *modelPath)
+	if err != nil {
+		return err
+	}
+	entries, err := expandInputs(fs.Args(), stdin)
+	if err != nil {
+		return err
 	}
 	if dev.Type == torch.DeviceCUDA && dev.Index >= torch.CUDADeviceCount() {
 		return fmt.Errorf("device %v: this machine has %d CUDA device(s)", dev, torch.CUDADeviceCount())
 	}
+	if *heatmaps != "" {
+		if err := os.MkdirAll(*heatmaps, 0o755); err != nil {
+			return fmt.Errorf("--heatmaps: %w", err)
+		}
+	}
 
-	m, _, err := checkpoint.Load(*modelPath, checkpoint.LoadOptions{Device: dev, DType: dt})
+	// Outcomes in the order of the inputs as named: folder failures where
+	// the folder was, analysis outcomes where their input was.
+	rows := make([]outcome, len(entries))
+	var ins []detect.Input
+	var at []int // row of each input
+	for k, e := range entries {
+		if e.fail != "" {
+			rows[k] = outcome{input: e.path, err: e.fail}
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", e.path, e.fail)
+			continue
+		}
+		ins = append(ins, detect.Input{Path: e.path})
+		at = append(at, k)
+	}
+	m, _, err := checkpoint.Load(ckpt, checkpoint.LoadOptions{Device: dev, DType: dt})
 	if err != nil {
 		return err
 	}
@@ -74,59 +127,282 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := m.PrepareInference(model.InferenceOptions{ChannelsLast: dev.Type == torch.DeviceCPU}); err != nil {
 		return err
 	}
-	p, err := detect.NewPipeline(m, detect.PipelineOptions{BatchSize: *batch, Workers: *workers})
+	popts := detect.PipelineOptions{BatchSize: *batch, Workers: *workers}
+	if !*aligned && len(ins) > 0 {
+		det, err := loadFaceDetector(*faceModels)
+		if err != nil {
+			return err
+		}
+		defer det.Close()
+		popts.Faces = det
+	}
+	p, err := detect.NewPipeline(m, popts)
 	if err != nil {
 		return err
 	}
 
-	ins := make([]detect.Input, fs.NArg())
-	for i, a := range fs.Args() {
-		ins[i] = detect.Input{Path: a}
-	}
 	bar := progress.Quiet()
-	if !*quiet && len(ins) > *batch {
+	if n := len(entries); !*quiet && (n > 1 || (n == 1 && media.IsVideo(entries[0].path))) {
 		if stderr == os.Stderr {
-			bar = progress.New("detect", int64(len(ins)), "img")
+			bar = progress.New("detect", int64(n), "inputs")
 		} else {
-			bar = progress.NewTo(stderr, false, "detect", int64(len(ins)), "img")
+			bar = progress.NewTo(stderr, false, "detect", int64(n), "inputs")
 		}
 	}
-	resp := detect.Response{Results: []*detect.Result{}}
-	err = p.AnalyzeAll(ctx, ins, detect.Options{Aligned: true, Threshold: *threshold}, func(i int, r *detect.Result, err error) {
-		bar.Add(1)
+	t0 := time.Now()
+	opts := detect.Options{
+		Aligned: *aligned, Threshold: *threshold, Every: *every, MaxFrames: *maxFrames, MaxFaces: *maxFaces,
+		Heatmaps: *heatmaps,
+	}
+	ctx = detect.WithProgress(ctx, func(pr detect.Progress) {
+		bar.SetDone(int64(pr.Inputs))
+		bar.SetSuffix("%d frames, %d faces, %.1f faces/s", pr.Frames, pr.Faces, float64(pr.Faces)/time.Since(t0).Seconds())
+		bar.Add(0)
+	})
+	incomplete := 0
+	err = p.AnalyzeAll(ctx, ins, opts, func(i int, r *detect.Result, err error) {
+		name := ins[i].Path
 		if err != nil {
 			reason := err.Error()
 			var ie *detect.InputError
 			if errors.As(err, &ie) {
 				reason = ie.Reason()
 			}
-			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", ins[i].Path, reason)
-			resp.Errors = append(resp.Errors, detect.Failure{Input: ins[i].Path, Error: reason})
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", name, reason)
+			rows[at[i]] = outcome{input: name, err: reason}
 			return
 		}
-		resp.Results = append(resp.Results, r)
+		if r.Incomplete {
+			incomplete++
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", name, strings.Join(r.Warnings, "; "))
+		}
+		rows[at[i]] = outcome{input: name, r: r}
 	})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		if err := enc.Encode(resp); err != nil {
-			return fmt.Errorf("write results: %w", err)
-		}
-	} else {
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "INPUT\tLABEL\tP_FAKE")
-		for _, r := range resp.Results {
-			fmt.Fprintf(tw, "%s\t%s\t%.4f\n", r.Input, r.Label, r.PFake)
-		}
-		if err := tw.Flush(); err != nil {
-			return fmt.Errorf("write results: %w", err)
+	resp := detect.Response{Results: []*detect.Result{}}
+	for _, o := range rows {
+		if o.r != nil {
+			resp.Results = append(resp.Results, o.r)
+		} else {
+			resp.Errors = append(resp.Errors, detect.Failure{Input: o.input, Error: o.err})
 		}
 	}
-	if len(resp.Errors) > 0 {
-		return &partialError{failed: len(resp.Errors)}
+	switch {
+	case *asJSON:
+		err = json.NewEncoder(stdout).Encode(resp)
+	case *asCSV:
+		err = writeCSV(stdout, rows)
+	default:
+		err = writeTable(stdout, rows, *threshold)
+	}
+	if err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if n := len(resp.Errors) + incomplete; n > 0 {
+		return &partialError{failed: n}
 	}
 	return nil
+}
+
+// modelFile returns the checkpoint to load: --model when given, else the
+// default one, which must exist (a usage error says how to get one).
+func modelFile(fs *flag.FlagSet, flagValue string) (string, error) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "model" })
+	if set {
+		if flagValue == "" {
+			return "", usagef("--model: empty path")
+		}
+		return flagValue, nil
+	}
+	p := detect.DefaultModelPath()
+	if _, err := os.Stat(p); err != nil {
+		src := "the default model " + p
+		if os.Getenv(detect.ModelEnv) != "" {
+			src = "$" + detect.ModelEnv + " (" + p + ")"
+		}
+		return "", usagef("no model: %s does not exist.\n"+
+			"Get one: `make demo` creates it (training a small model on ../shared/data when present), "+
+			"`lvnet train --out DIR` trains one (then pass --model DIR/best.safetensors or copy it there), "+
+			"`lvnet import` converts the authors' checkpoint; or pass --model M.safetensors", src)
+	}
+	return p, nil
+}
+
+// loadFaceDetector loads the face detector for photos and video frames
+// (without landmarks: the crops need the boxes only).
+func loadFaceDetector(dir string) (*face.Detector, error) {
+	det, err := face.NewDetector(dir, face.Options{NoLandmarks: true})
+	if err != nil {
+		return nil, fmt.Errorf("load the face detector from %s (install it with scripts/fetch-face-models.sh, or make deps; --aligned needs none): %w", dir, err)
+	}
+	return det, nil
+}
+
+// mediaExts are the file extensions taken from folders: the pictures
+// package media decodes and the usual video containers.
+var mediaExts = map[string]bool{
+	".jpg": true, ".jpeg": true, ".png": true, ".webp": true, ".bmp": true, ".gif": true,
+	".mp4": true, ".m4v": true, ".mov": true, ".avi": true, ".mkv": true, ".webm": true,
+	".mpg": true, ".mpeg": true, ".ts": true, ".mts": true, ".m2ts": true, ".flv": true,
+	".wmv": true, ".3gp": true, ".3g2": true, ".ogv": true, ".mxf": true, ".vob": true,
+}
+
+// entry is an input as named: a file to analyse, or a failure (a folder
+// that cannot be read or holds nothing to analyse).
+type entry struct {
+	path string
+	fail string // reason, "" for a file to analyse
+}
+
+// expandInputs turns the arguments into entries: files as given (whatever
+// their name), folders walked recursively in lexical order for photos and
+// videos (by extension; hidden files and folders left out), and "-" read
+// as a list of paths, one a line, from stdin.
+func expandInputs(args []string, stdin io.Reader) ([]entry, error) {
+	var out []entry
+	fromStdin := false
+	add := func(arg string) {
+		st, err := os.Stat(arg)
+		if err != nil || !st.IsDir() {
+			out = append(out, entry{path: arg}) // analysing it tells what is wrong
+			return
+		}
+		found, failed := 0, 0
+		werr := filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				out = append(out, entry{path: path, fail: err.Error()})
+				failed++
+				if d != nil && d.IsDir() && path != arg {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if path != arg && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && mediaExts[strings.ToLower(filepath.Ext(path))] {
+				out = append(out, entry{path: path})
+				found++
+			}
+			return nil
+		})
+		switch {
+		case werr != nil:
+			out = append(out, entry{path: arg, fail: werr.Error()})
+		case found == 0 && failed == 0:
+			out = append(out, entry{path: arg, fail: "no photos or videos in this folder"})
+		}
+	}
+	for _, a := range args {
+		if a != "-" {
+			add(a)
+			continue
+		}
+		if fromStdin {
+			return nil, usagef("- (read paths from stdin) given twice")
+		}
+		fromStdin = true
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
+				add(line)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read paths from stdin: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// outcome is one line of the table or the CSV: a result or a failure.
+type outcome struct {
+	input string
+	r     *detect.Result
+	err   string
+}
+
+// writeTable prints one line per input.
+func writeTable(w io.Writer, rows []outcome, threshold float64) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INPUT\tLABEL\tP_FAKE\tKIND\tFACES\tDETAILS")
+	for _, o := range rows {
+		if o.r == nil {
+			fmt.Fprintf(tw, "%s\terror\t-\t-\t-\t%s\n", o.input, o.err)
+			continue
+		}
+		r := o.r
+		var details []string
+		if v := r.Video; v != nil && r.Label != detect.LabelNone {
+			details = append(details, fmt.Sprintf("face %d: mean of %s, max %.4f, %.0f%% of them >= %g",
+				v.FaceID, plural(faceFrames(r, v.FaceID), "frame"), v.Max, 100*v.FracAbove, threshold))
+		} else if len(r.Faces) > 1 {
+			details = append(details, "most suspicious of "+strconv.Itoa(len(r.Faces))+" faces")
+		}
+		if r.Video != nil {
+			details = append(details, plural(r.Video.Frames, "frame")+" analysed")
+		}
+		details = append(details, r.Warnings...)
+		if r.Heatmap != "" {
+			details = append(details, "heatmap "+r.Heatmap)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%s\t%d\t%s\n", r.Input, r.Label, r.PFake, r.Kind, len(r.Faces), strings.Join(details, "; "))
+	}
+	return tw.Flush()
+}
+
+// plural writes n things ("1 frame", "2 frames").
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
+}
+
+// faceFrames returns the number of frames of face id in a video result.
+func faceFrames(r *detect.Result, id int) int {
+	for _, f := range r.Faces {
+		if f.ID == id {
+			return f.NumFrames
+		}
+	}
+	return 0
+}
+
+// csvHeader names the CSV columns.
+var csvHeader = []string{"input", "kind", "label", "p_fake", "faces", "frames", "face_id", "max_p_fake", "frac_fake",
+	"width", "height", "heatmap", "warnings", "error"}
+
+// writeCSV prints a header and one row per input (label "error" and the
+// reason in the last column for inputs that could not be analysed).
+func writeCSV(w io.Writer, rows []outcome) error {
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader)
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	for _, o := range rows {
+		if o.r == nil {
+			cw.Write([]string{o.input, "", "error", "", "", "", "", "", "", "", "", "", "", o.err})
+			continue
+		}
+		r := o.r
+		frames, faceID, maxP, frac := "", "", "", ""
+		if v := r.Video; v != nil {
+			frames = strconv.Itoa(v.Frames)
+			if r.Label != detect.LabelNone {
+				faceID, maxP, frac = strconv.Itoa(v.FaceID), num(v.Max), num(v.FracAbove)
+			}
+		}
+		cw.Write([]string{r.Input, r.Kind, r.Label, num(r.PFake), strconv.Itoa(len(r.Faces)), frames, faceID, maxP, frac,
+			strconv.Itoa(r.Width), strconv.Itoa(r.Height), r.Heatmap, strings.Join(r.Warnings, "; "), ""})
+	}
+	cw.Flush()
+	return cw.Error()
 }

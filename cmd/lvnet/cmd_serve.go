@@ -14,6 +14,7 @@ import (
 
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/detect"
+	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/serve"
 	"github.com/lvnet-go/lvnet/torch"
 )
@@ -30,8 +31,9 @@ func runServe(args []string) error {
 func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
 	fs := newFlags("serve", "--model M.safetensors [--addr 127.0.0.1:8080]")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
-	modelPath := fs.String("model", "", "LVNet checkpoint (.safetensors; see lvnet import)")
-	aligned := fs.Bool("aligned", false, "treat uploads as aligned face crops unless a request says aligned=0 (needed for now: face detection in photos comes later)")
+	modelPath := fs.String("model", "", "LVNet checkpoint (default: $"+detect.ModelEnv+", else "+detect.DefaultModelName+" in the model folder, which make demo creates)")
+	aligned := fs.Bool("aligned", false, "treat uploads as aligned face crops unless a request says aligned=0")
+	faceModels := fs.String("face-models", face.DefaultModelDir(), "folder of the face detector's models (without them only aligned face crops can be analysed)")
 	threshold := fs.Float64("threshold", detect.DefaultThreshold, "default label threshold on p_fake, in (0, 1]")
 	maxUpload := fs.Int64("max-upload", serve.DefaultMaxUploadBytes>>20, "largest upload in MiB")
 	concurrency := fs.Int("concurrency", 0, "analyses run at once (default 1 on CPU, 2 on CUDA)")
@@ -40,7 +42,7 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(
 	timeout := fs.Duration("timeout", serve.DefaultRequestTimeout, "longest request: upload, queue and analysis (then 504)")
 	shutdown := fs.Duration("shutdown-timeout", serve.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long running requests may take to finish")
 	maxFrames := fs.Int("max-frames", 0, "videos: most frames analysed per request (0: no limit)")
-	batch := fs.Int("batch", detect.DefaultBatchSize, "faces per forward pass")
+	batch := fs.Int("batch", 0, "faces per forward pass (default: 1 on CPUs, where larger batches are no faster and take more memory, 8 on GPUs)")
 	workers := fs.Int("workers", 0, "goroutines decoding inputs while the model runs (default: CPUs, at most 4)")
 	device := fs.String("device", "cpu", "cpu or cuda:N")
 	dtype := fs.String("dtype", "float32", "weights and activations: float32, or bfloat16 (faster on GPUs)")
@@ -58,8 +60,6 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(
 		return usagef("--dtype %q: want float32, bfloat16 or float64", *dtype)
 	}
 	switch {
-	case *modelPath == "":
-		return usagef("--model is required (an LVNet checkpoint; convert the authors' with lvnet import)")
 	case fs.NArg() > 0:
 		return usagef("unexpected arguments %q: lvnet serve takes flags only", fs.Args())
 	case !(*threshold > 0 && *threshold <= 1):
@@ -74,8 +74,8 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(
 		return usagef("--queue-wait, --timeout and --shutdown-timeout must be positive")
 	case *maxFrames < 0:
 		return usagef("--max-frames %d: want 0 (no limit) or more", *maxFrames)
-	case *batch < 1:
-		return usagef("--batch %d: want at least 1", *batch)
+	case *batch < 0:
+		return usagef("--batch %d: want 0 (automatic) or more", *batch)
 	case *workers < 0:
 		return usagef("--workers %d: want 0 (automatic) or more", *workers)
 	}
@@ -96,20 +96,32 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(
 		ql = -1 // serve.Config: negative is no queue
 	}
 
+	ckpt, err := modelFile(fs, *modelPath)
+	if err != nil {
+		return err
+	}
+	*modelPath = ckpt
 	m, meta, err := checkpoint.Load(*modelPath, checkpoint.LoadOptions{Device: dev, DType: dt})
 	if err != nil {
 		return err
 	}
 	defer m.Free()
-	p, err := detect.NewPipeline(m, detect.PipelineOptions{BatchSize: *batch, Workers: *workers})
-	if err != nil {
-		return err
-	}
 	level := slog.LevelInfo
 	if *quiet {
 		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	popts := detect.PipelineOptions{BatchSize: *batch, Workers: *workers}
+	if det, err := loadFaceDetector(*faceModels); err != nil {
+		logger.Warn("no face detector: only aligned face crops can be analysed (photos and videos get 422)", "err", err)
+	} else {
+		defer det.Close()
+		popts.Faces = det
+	}
+	p, err := detect.NewPipeline(m, popts)
+	if err != nil {
+		return err
+	}
 	srv := serve.New(p, serve.Config{
 		MaxUploadBytes:  *maxUpload << 20,
 		MaxConcurrent:   *concurrency,

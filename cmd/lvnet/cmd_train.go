@@ -62,11 +62,16 @@ func runTrain(args []string) error {
 		torch.SetThreads(*threads)
 	}
 	torch.KeepFreedMemory()
+	gens, closeGens, err := sbiGenerators(*dataSpec, *val) // sbi:DIR parts
+	if err != nil {
+		return err
+	}
+	defer closeGens()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := train.Run(ctx, train.Options{
 		Config: cfg, Train: *dataSpec, Val: *val, Out: *out, Resume: *resume, Device: dev,
-		Log: os.Stderr, TTY: isTerminal(os.Stderr), Save: saveCheckpoint,
+		Log: os.Stderr, TTY: isTerminal(os.Stderr), Save: saveCheckpoint, Generators: gens,
 	})
 	if err != nil {
 		return err

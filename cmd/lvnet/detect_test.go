@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
+	"github.com/lvnet-go/lvnet/detect"
+	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/shared"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
@@ -57,7 +59,7 @@ func runCmd(t *testing.T, f func(args []string, stdout, stderr *bytes.Buffer) er
 }
 
 func detectCmd(args []string, stdout, stderr *bytes.Buffer) error {
-	return detectMain(context.Background(), args, stdout, stderr)
+	return detectMain(context.Background(), args, strings.NewReader(""), stdout, stderr)
 }
 
 // ffppCrops returns n real and n fake crops of the shared FaceForensics++
@@ -233,8 +235,8 @@ func TestDetectAlignedJSON(t *testing.T) {
 		t.Fatalf("table:\n%s", stdout)
 	}
 	for i, l := range lines[1:] {
-		f := strings.Fields(l)
-		if len(f) != 3 || f[0] != crops[i] || (f[1] != "real" && f[1] != "fake") {
+		f := strings.Fields(l) // INPUT LABEL P_FAKE KIND FACES (no details)
+		if len(f) != 5 || f[0] != crops[i] || (f[1] != "real" && f[1] != "fake") || f[3] != "face" || f[4] != "1" {
 			t.Errorf("table line %q", l)
 			continue
 		}
@@ -246,20 +248,25 @@ func TestDetectAlignedJSON(t *testing.T) {
 
 func TestDetectUsage(t *testing.T) {
 	ckpt := filepath.Join(t.TempDir(), "absent.safetensors")
+	t.Setenv(detect.ModelEnv, ckpt)
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"no model", []string{"--aligned", "a.png"}, "--model is required"},
-		{"no inputs", []string{"--aligned", "--model", ckpt}, "no input files"},
-		{"not aligned", []string{"--model", ckpt, "a.png"}, "--aligned"},
-		{"threshold 0", []string{"--aligned", "--model", ckpt, "--threshold", "0", "a.png"}, "--threshold"},
-		{"threshold above 1", []string{"--aligned", "--model", ckpt, "--threshold", "1.5", "a.png"}, "--threshold"},
-		{"batch 0", []string{"--aligned", "--model", ckpt, "--batch", "0", "a.png"}, "--batch"},
-		{"bad device", []string{"--aligned", "--model", ckpt, "--device", "tpu", "a.png"}, "--device"},
-		{"bad dtype", []string{"--aligned", "--model", ckpt, "--dtype", "int8", "a.png"}, "--dtype"},
-		{"unknown flag", []string{"--aligned", "--model", ckpt, "--fast", "a.png"}, "fast"},
+		{"no model", []string{"a.png"}, "no model: $" + detect.ModelEnv},
+		{"no inputs", []string{"--model", ckpt}, "no inputs"},
+		{"json and csv", []string{"--model", ckpt, "--json", "--csv", "a.png"}, "--json and --csv"},
+		{"threshold 0", []string{"--model", ckpt, "--threshold", "0", "a.png"}, "--threshold"},
+		{"threshold above 1", []string{"--model", ckpt, "--threshold", "1.5", "a.png"}, "--threshold"},
+		{"batch -1", []string{"--model", ckpt, "--batch", "-1", "a.png"}, "--batch"},
+		{"every -1", []string{"--model", ckpt, "--every", "-1", "a.png"}, "--every"},
+		{"max faces 0", []string{"--model", ckpt, "--max-faces", "0", "a.png"}, "--max-faces"},
+		{"max frames -1", []string{"--model", ckpt, "--max-frames", "-1", "a.png"}, "--max-frames"},
+		{"stdin twice", []string{"--model", ckpt, "-", "-"}, "given twice"},
+		{"bad device", []string{"--model", ckpt, "--device", "tpu", "a.png"}, "--device"},
+		{"bad dtype", []string{"--model", ckpt, "--dtype", "int8", "a.png"}, "--dtype"},
+		{"unknown flag", []string{"--model", ckpt, "--fast", "a.png"}, "fast"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,9 +277,16 @@ func TestDetectUsage(t *testing.T) {
 			}
 		})
 	}
-	// A model file that cannot be loaded is an error naming it (exit 1).
-	_, _, err := runCmd(t, detectCmd, "--aligned", "--model", ckpt, "a.png")
+	// Without $LVNET_MODEL, the default model's path and how to get one.
+	t.Setenv(detect.ModelEnv, "")
+	t.Setenv(face.ModelsEnv, t.TempDir())
+	_, _, err := runCmd(t, detectCmd, "a.png")
 	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), detect.DefaultModelPath()) || !strings.Contains(err.Error(), "make demo") {
+		t.Errorf("no default model: %v", err)
+	}
+	// A model file that cannot be loaded is an error naming it (exit 1).
+	_, _, err = runCmd(t, detectCmd, "--aligned", "--model", ckpt, "a.png")
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), ckpt) {
 		t.Errorf("absent model: %v", err)
 	}

@@ -23,10 +23,12 @@ func commands() []command {
 		{"version", "print versions, libtorch capabilities, threads and BLAS", runVersion},
 		{"demo", "run the main job on bundled inputs (what `make demo` shows)", runDemo},
 		{"import", "convert the authors' PyTorch checkpoint or ImageNet Xception weights to an LVNet checkpoint", runImport},
+		{"prepare", "face crops, masks, landmarks and index from videos, photos or a FaceForensics++ download (resumable)", runPrepare},
+		{"synth", "write self-blended images (SBI): forged faces with exact masks made from real faces", runSynth},
 		{"train", "train LVNet (the paper's recipe, presets paper and smoke), resumable", runTrain},
 		{"eval", "evaluate a checkpoint: AUC, video AUC, EER, AP, accuracy, localisation; --report for plots", runEval},
 		{"bench", "time eval (batch 1, 8) and a training step (batch 4) like the authors' timing script", runBench},
-		{"detect", "score face crops: real or fake, and which patches are forged (--aligned)", runDetect},
+		{"detect", "find faces in photos, videos and folders: how likely each is forged, and where (heatmaps)", runDetect},
 		{"serve", "HTTP API (POST /v1/detect, /healthz, /metrics) and a web page to drop photos on", runServe},
 	}
 }

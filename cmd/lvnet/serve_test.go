@@ -11,10 +11,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lvnet-go/lvnet/detect"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the server's log writes.
@@ -36,11 +39,12 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestServeFlags(t *testing.T) {
+	t.Setenv(detect.ModelEnv, filepath.Join(t.TempDir(), "absent.safetensors"))
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{nil, "--model is required"},
+		{nil, "no model: $" + detect.ModelEnv},
 		{[]string{"--model", "m.safetensors", "extra"}, "unexpected arguments"},
 		{[]string{"--model", "m.safetensors", "--threshold", "0"}, "--threshold"},
 		{[]string{"--model", "m.safetensors", "--max-upload", "0"}, "--max-upload"},
