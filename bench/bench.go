@@ -27,7 +27,7 @@ type Options struct {
 	Threads      int          // intra-op threads (0: keep the current setting)
 	Device       torch.Device // where the model runs
 	Prepare      bool         // fold BatchNorms for eval (PrepareInference)
-	ChannelsLast bool         // NHWC convolutions for eval
+	ChannelsLast bool         // NHWC convolutions (eval and training)
 	BFloat16     bool         // eval in bfloat16 (weights and activations)
 	KeepMemory   bool         // tell glibc to keep freed memory (torch.KeepFreedMemory)
 	Skip         []string     // measurements to skip: "eval_b1", "eval_b8", "train_b4"
@@ -172,6 +172,11 @@ func trainStep(cfg model.Config, o Options, g *torch.Generator) (*Stat, error) {
 	defer m.Free()
 	if err := m.To(torch.Float32, o.Device); err != nil {
 		return nil, err
+	}
+	if o.ChannelsLast && o.Device == torch.CPU {
+		if err := m.UseChannelsLast(); err != nil {
+			return nil, err
+		}
 	}
 	var params []optim.Param
 	for _, e := range m.Params() {

@@ -505,6 +505,9 @@ lt_err lt_split(lt_tensor a, const int64_t *sizes, int n, int64_t dim, lt_tensor
 lt_err lt_narrow(lt_tensor a, int64_t dim, int64_t start, int64_t len, lt_tensor *out) {
   LT_OUT(T(a).narrow(dim, start, len))
 }
+lt_err lt_slice(lt_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, lt_tensor *out) {
+  LT_OUT(T(a).slice(dim, start, end, step))
+}
 lt_err lt_index_select(lt_tensor a, int64_t dim, lt_tensor idx, lt_tensor *out) {
   LT_OUT(at::index_select(T(a), dim, T(idx)))
 }

@@ -114,6 +114,7 @@ lt_err lt_cat(const lt_tensor *ts, int n, int64_t dim, lt_tensor *out);
 lt_err lt_stack(const lt_tensor *ts, int n, int64_t dim, lt_tensor *out);
 lt_err lt_split(lt_tensor a, const int64_t *sizes, int n, int64_t dim, lt_tensor *outs);
 lt_err lt_narrow(lt_tensor a, int64_t dim, int64_t start, int64_t len, lt_tensor *out);
+lt_err lt_slice(lt_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, lt_tensor *out);
 lt_err lt_index_select(lt_tensor a, int64_t dim, lt_tensor idx, lt_tensor *out);
 lt_err lt_gather(lt_tensor a, int64_t dim, lt_tensor idx, lt_tensor *out);
 lt_err lt_repeat_interleave(lt_tensor a, int64_t repeats, int64_t dim, lt_tensor *out);

@@ -272,3 +272,6 @@ func (m *LVNet) checkInput(x *torch.Tensor) error {
 	}
 	return nil
 }
+
+// Backbone returns the RGB stream's Xception (for benchmarks of its parts).
+func (m *LVNet) Backbone() *Xception { return m.rgb }

@@ -551,3 +551,88 @@ func TestParitySSPSL(t *testing.T) {
 		t.Errorf("%d of %d pseudo-labels differ", diff, len(wantT))
 	}
 }
+
+// Training on channels-last tensors (UseChannelsLast) computes the same
+// losses and gradients as the default layout. Width 0.125 has channel counts
+// (8 into a strided 1x1 skip) that crashed oneDNN's NHWC backward before
+// skipConv.
+func TestChannelsLastTrainingMatches(t *testing.T) {
+	for _, width := range []float64{0.125, 0.25} {
+		cfg := Paper()
+		cfg.ImageSize, cfg.Width, cfg.Dropout = 96, width, 0
+		l1, n1 := trainStepNorms(t, cfg, false)
+		l2, n2 := trainStepNorms(t, cfg, true)
+		if rel(l2, l1) > 1e-5 {
+			t.Errorf("width %v: loss %v NCHW, %v NHWC", width, l1, l2)
+		}
+		if len(n1) != len(n2) {
+			t.Fatalf("width %v: %d gradients NCHW, %d NHWC", width, len(n1), len(n2))
+		}
+		// Training-mode BatchNorm over a batch of 4 amplifies float32
+		// rounding towards the input, and the gradients of BatchNorm
+		// parameters and LFGA's gamma are sums of 10^4-10^5 terms of mixed
+		// sign: layouts (different summation orders in oneDNN) then differ by
+		// up to ~0.5% in the first layers. A layout bug gives O(1)
+		// differences; the bound is 2%.
+		worst, at := 0.0, ""
+		for k, v := range n1 {
+			const tol = 2e-2
+			if v > 1e-6 && rel(n2[k], v)/tol > worst {
+				worst, at = rel(n2[k], v)/tol, k
+			}
+		}
+		t.Logf("width %v: largest gradient-norm difference %.2g of its tolerance (%s: %g vs %g)", width, worst, at, n1[at], n2[at])
+		if worst > 1 {
+			t.Errorf("width %v: %s gradient norm %g NCHW, %g NHWC", width, at, n1[at], n2[at])
+		}
+	}
+}
+
+// trainStepNorms runs one supervised training step of a fresh model (seed 7)
+// on fixed random data and returns the loss and every gradient's norm.
+func trainStepNorms(t *testing.T, cfg Config, nhwc bool) (float64, map[string]float64) {
+	t.Helper()
+	m, err := New(cfg, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	if nhwc {
+		if err := m.UseChannelsLast(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	g, _ := torch.NewGenerator(3)
+	defer g.Close()
+	n := int64(cfg.ImageSize)
+	x := torch.Randn(s, g, 4, 3, n, n)
+	mask := torch.Rand(s, g, 4, 1, n, n).GtScalar(0.7).ToDType(torch.Float32)
+	labels := torch.FromSlice(s, []int64{0, 1, 0, 1})
+	var loss float64
+	norms := map[string]float64{}
+	err = torch.Pinned(func() error {
+		out := m.Forward(nn.TrainCtx(nil), x)
+		l, err := m.SupervisedLoss(out, labels, mask)
+		if err != nil {
+			return err
+		}
+		if err := l.Total.Backward(); err != nil {
+			return err
+		}
+		if loss, err = l.Total.Item(); err != nil {
+			return err
+		}
+		for _, e := range m.Params() {
+			if gr := e.T.Grad(); gr != nil {
+				norms[e.Name], _ = gr.In(s).Norm(2, false).Item()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loss, norms
+}

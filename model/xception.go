@@ -47,6 +47,30 @@ func convBN(ctx *nn.Ctx, c *nn.Conv2d, bn *nn.BatchNorm2d, fused *nn.Conv2d, x *
 	return bn.Forward(ctx, c.Forward(x))
 }
 
+// skipConv applies a block's strided 1x1 skip convolution. On NHWC tensors
+// it runs as the same 1x1 convolution at stride 1 on every stride-th pixel:
+// the same values, and it keeps oneDNN off its strided 1x1 NHWC backward path,
+// which corrupts the heap for some channel counts (oneDNN 2.6, as in libtorch
+// 1.13; width 0.125 hits it).
+func skipConv(ctx *nn.Ctx, c *nn.Conv2d, bn *nn.BatchNorm2d, fused *nn.Conv2d, x *torch.Tensor) *torch.Tensor {
+	if s := c.Opt.Stride; (s[0] > 1 || s[1] > 1) && x.IsChannelsLast() {
+		sh := x.Shape()
+		if len(sh) == 4 {
+			x = x.Slice(2, 0, sh[2], s[0]).Slice(3, 0, sh[3], s[1])
+		}
+		one := func(cv *nn.Conv2d) *nn.Conv2d {
+			if cv == nil {
+				return nil
+			}
+			o := *cv
+			o.Opt.Stride = torch.Sq(1)
+			return &o
+		}
+		c, fused = one(c), one(fused)
+	}
+	return convBN(ctx, c, bn, fused, x)
+}
+
 // Block is Xception's residual block: a chain of [ReLU, SeparableConv, BN]
 // units, a max pool when strided, and a skip (identity, or 1x1 conv + BN).
 type Block struct {
@@ -113,7 +137,7 @@ func (b *Block) forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
 	}
 	skip := x
 	if b.skip != nil {
-		skip = convBN(ctx, b.skip, b.skipBN, b.fskip, x)
+		skip = skipConv(ctx, b.skip, b.skipBN, b.fskip, x)
 	}
 	return h.Add(skip)
 }

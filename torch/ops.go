@@ -403,6 +403,14 @@ func (t *Tensor) Narrow(dim, start, n int64) *Tensor {
 	}, t)
 }
 
+// Slice returns every step-th entry of dimension dim from start up to (not
+// including) end (a view; torch's t[..., start:end:step]).
+func (t *Tensor) Slice(dim, start, end, step int64) *Tensor {
+	return call("slice", func(out *C.lt_tensor) C.lt_err {
+		return C.lt_slice(t.h, C.int64_t(dim), C.int64_t(start), C.int64_t(end), C.int64_t(step), out)
+	}, t)
+}
+
 // IndexSelect picks the entries idx (int64, 1-D) along dim.
 func (t *Tensor) IndexSelect(dim int64, idx *Tensor) *Tensor {
 	return call("index_select", func(out *C.lt_tensor) C.lt_err { return C.lt_index_select(t.h, C.int64_t(dim), idx.h, out) }, t, idx)

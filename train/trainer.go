@@ -121,6 +121,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := m.To(torch.Float32, o.Device); err != nil {
 		return res, err
 	}
+	if o.Device == torch.CPU {
+		// oneDNN trains Xception's convolutions faster on NHWC tensors.
+		if err := m.UseChannelsLast(); err != nil {
+			return res, err
+		}
+	}
 	if cfg.Init != "" && !o.Resume {
 		if err := initFrom(m, cfg.Init); err != nil {
 			return res, err
