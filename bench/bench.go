@@ -148,6 +148,11 @@ func Run(o Options) (Result, error) {
 			}
 		}
 		m.Free()
+		if o.KeepMemory {
+			// The eval buffers are not the training step's: hand them back,
+			// so the process peaks at the larger working set, not the sum.
+			torch.ReleaseFreedMemory()
+		}
 	}
 	if !skip("train_b4") {
 		st, err := trainStep(cfg, o, g)

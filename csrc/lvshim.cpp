@@ -1,6 +1,7 @@
 // lvshim.cpp: implementation of lvshim.h over ATen and the autograd engine.
 #include "lvshim.h"
 
+#include <malloc.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -102,6 +103,14 @@ class CachingAllocator final : public c10::Allocator {
   void set_cap(uint64_t cap) {
     std::lock_guard<std::mutex> lock(mu_);
     cap_ = cap;
+  }
+  // empty frees every cached block (blocks in use are not touched).
+  void empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &kv : free_)
+      for (void *p : kv.second) std::free(p);
+    free_.clear();
+    cached_ = 0;
   }
   void stats(uint64_t *in_use, uint64_t *cached) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -229,6 +238,10 @@ lt_err lt_use_caching_allocator(uint64_t cap_bytes) {
   LT_END
 }
 void lt_caching_allocator_stats(uint64_t *in_use, uint64_t *cached) { CachingAllocator::get()->stats(in_use, cached); }
+void lt_caching_allocator_empty(void) {
+  CachingAllocator::get()->empty();
+  malloc_trim(0);
+}
 
 lt_err lt_profile_begin(const char *path, void **out) {
   LT_TRY

@@ -38,6 +38,9 @@ lt_err lt_manual_seed(uint64_t seed);
 lt_err lt_use_caching_allocator(uint64_t cap_bytes);
 /* Bytes held by the caching allocator: in use, and cached free. */
 void lt_caching_allocator_stats(uint64_t *in_use, uint64_t *cached);
+/* Frees the blocks the caching allocator keeps and returns free heap memory to
+ * the system (malloc_trim); blocks in use stay. */
+void lt_caching_allocator_empty(void);
 /* Records every op run on the calling thread (and autograd's) until
  * lt_profile_end, then writes a Chrome trace (chrome://tracing) to path.
  * libtorch 1.x only (its legacy profiler); elsewhere an error. */

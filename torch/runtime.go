@@ -152,6 +152,13 @@ func CacheStats() (inUse, cached uint64) {
 	return uint64(a), uint64(b)
 }
 
+// ReleaseFreedMemory hands the memory KeepFreedMemory keeps back to the
+// system: the caching allocator's free blocks and glibc's free heap. Call it
+// between phases whose working sets differ (inference, then training), so
+// the process peaks at the larger of them, not their sum; the next step
+// faults its buffers in once more.
+func ReleaseFreedMemory() { C.lt_caching_allocator_empty() }
+
 func totalRAMMB() uint64 {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {

@@ -220,3 +220,33 @@ func TestRuntimeInfoAndMemory(t *testing.T) {
 		t.Errorf("RSSMB %.1f, PeakRSSMB %.1f: want 0 < rss <= peak", rss, peak)
 	}
 }
+
+// ReleaseFreedMemory empties the caching allocator's free blocks, leaves
+// tensors in use intact, and the allocator keeps working afterwards.
+func TestReleaseFreedMemory(t *testing.T) {
+	torch.KeepFreedMemory()
+	keep := torch.Full(nil, 2, torch.Float32, torch.CPU, 1<<20) // 4 MiB, in use throughout
+	defer keep.Free()
+	for i := 0; i < 3; i++ {
+		torch.Full(nil, 1, torch.Float32, torch.CPU, 4<<20).Free() // 16 MiB, freed into the cache
+	}
+	inUse, cached := torch.CacheStats()
+	if cached < 16<<20 || inUse < 4<<20 {
+		t.Fatalf("before release: in use %d, cached %d bytes; want >= 4 MiB and >= 16 MiB", inUse, cached)
+	}
+	torch.ReleaseFreedMemory()
+	inUse2, cached2 := torch.CacheStats()
+	if cached2 != 0 || inUse2 != inUse {
+		t.Errorf("after release: in use %d (was %d), cached %d; want the same in use and 0 cached", inUse2, inUse, cached2)
+	}
+	if s := keep.Sum(false); s.Err() != nil {
+		t.Fatal(s.Err())
+	} else if v, _ := s.Item(); v != 2<<20 {
+		t.Errorf("tensor in use changed by the release: sum %v, want %v", v, 2<<20)
+	}
+	x := torch.Full(nil, 3, torch.Float32, torch.CPU, 4<<20)
+	defer x.Free()
+	if v, err := x.Sum(false).Item(); err != nil || v != 3*(4<<20) {
+		t.Errorf("allocation after release: sum %v, %v", v, err)
+	}
+}
