@@ -145,7 +145,7 @@ func describe(b []byte) string {
 	switch {
 	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
 		return "TIFF, which is not supported"
-	case len(b) >= 12 && string(b[4:8]) == "ftyp" && isHEIF(string(b[8:12])):
+	case IsHEIF(b):
 		return "HEIF/AVIF, which is not supported"
 	case sniffVideo(b) != "":
 		return "looks like a " + sniffVideo(b) + " video"
@@ -155,10 +155,16 @@ func describe(b []byte) string {
 		return "looks like a ZIP archive"
 	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
 		return "looks like a gzip archive"
-	case looksLikeText(head):
+	case LooksLikeText(head):
 		return "looks like text"
 	}
 	return fmt.Sprintf("unknown format, starts with % x", b[:min(len(b), 8)])
+}
+
+// IsHEIF reports whether head starts an ISO media file ("ftyp" box) whose
+// major brand is a HEIF or AVIF image, which this package does not decode.
+func IsHEIF(head []byte) bool {
+	return len(head) >= 12 && string(head[4:8]) == "ftyp" && isHEIF(string(head[8:12]))
 }
 
 func isHEIF(brand string) bool {
@@ -169,9 +175,10 @@ func isHEIF(brand string) bool {
 	return false
 }
 
-// looksLikeText reports whether b is UTF-8 without control characters other
-// than white space (a cut multi-byte rune at the end is allowed).
-func looksLikeText(b []byte) bool {
+// LooksLikeText reports whether b is UTF-8 without control characters other
+// than white space (a cut multi-byte rune at the end is allowed): a text file
+// given where an image or video was expected.
+func LooksLikeText(b []byte) bool {
 	for len(b) > 0 {
 		r, n := utf8.DecodeRune(b)
 		if r == utf8.RuneError && n <= 1 {

@@ -117,8 +117,8 @@ func IsVideo(path string) bool {
 		if sniffVideo(head) != "" {
 			return true
 		}
-		heif := len(head) >= 12 && string(head[4:8]) == "ftyp" && isHEIF(string(head[8:12]))
-		if heif || sniffImage(head) != "" || (n > 0 && looksLikeText(head)) {
+		heif := IsHEIF(head)
+		if heif || sniffImage(head) != "" || (n > 0 && LooksLikeText(head)) {
 			return false
 		}
 	}
@@ -183,11 +183,11 @@ func ProbeVideo(path string) (VideoInfo, error) {
 	}
 	if head := fileHead(path); sniffVideo(head) == "" {
 		switch {
-		case len(head) >= 12 && string(head[4:8]) == "ftyp" && isHEIF(string(head[8:12])):
+		case IsHEIF(head):
 			return VideoInfo{}, fmt.Errorf("%s: %w (a HEIF/AVIF image)", name, ErrNotVideo)
 		case sniffImage(head) != "":
 			return VideoInfo{}, fmt.Errorf("%s: %w (a %s image)", name, ErrNotVideo, sniffImage(head))
-		case looksLikeText(head):
+		case LooksLikeText(head):
 			return VideoInfo{}, fmt.Errorf("%s: %w (looks like text)", name, ErrNotVideo)
 		}
 	}

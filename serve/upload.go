@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/lvnet-go/lvnet/media"
 )
 
 // Kinds of upload, from their first bytes.
@@ -55,11 +57,11 @@ func sniff(head []byte, name string) (kind, format, why string) {
 		return kindImage, "PNG", ""
 	case bytes.HasPrefix(head, []byte("GIF87a")), bytes.HasPrefix(head, []byte("GIF89a")):
 		return kindImage, "GIF", ""
-	case len(head) >= 14 && bytes.HasPrefix(head, []byte("BM")) && !looksLikeText(head):
+	case len(head) >= 14 && bytes.HasPrefix(head, []byte("BM")) && !media.LooksLikeText(head):
 		return kindImage, "BMP", ""
 	case len(head) >= 12 && string(head[:4]) == "RIFF" && string(head[8:12]) == "WEBP":
 		return kindImage, "WebP", ""
-	case len(head) >= 12 && string(head[4:8]) == "ftyp" && isHEIF(string(head[8:12])):
+	case media.IsHEIF(head):
 		return "", "", "HEIF/AVIF images are not supported: convert to JPEG or PNG"
 	case len(head) >= 12 && string(head[4:8]) == "ftyp":
 		if string(head[8:10]) == "qt" {
@@ -88,7 +90,7 @@ func sniff(head []byte, name string) (kind, format, why string) {
 		return "", "", "looks like a ZIP archive"
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
 		return "", "", "looks like a gzip archive"
-	case looksLikeText(head):
+	case media.LooksLikeText(head):
 		return "", "", "looks like text"
 	}
 	// Containers without a magic number ffmpeg may still read: trust the
@@ -104,30 +106,6 @@ var videoExt = map[string]bool{
 	".mpg": true, ".mpeg": true, ".ts": true, ".mts": true, ".m2ts": true, ".flv": true,
 	".wmv": true, ".3gp": true, ".3g2": true, ".ogv": true, ".mxf": true, ".vob": true,
 	".y4m": true, ".h264": true, ".264": true, ".hevc": true,
-}
-
-func isHEIF(brand string) bool {
-	switch brand {
-	case "heic", "heix", "hevc", "hevx", "mif1", "msf1", "avif", "avis":
-		return true
-	}
-	return false
-}
-
-// looksLikeText reports whether b is UTF-8 without control characters other
-// than white space (a multi-byte rune cut at the end is allowed).
-func looksLikeText(b []byte) bool {
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		if r == utf8.RuneError && n <= 1 {
-			return len(b) < utf8.UTFMax && !utf8.FullRune(b)
-		}
-		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t' && r != '\f') || r == 0x7f {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
 }
 
 // displayName makes a client file name safe to show: its last path element

@@ -54,19 +54,14 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	batch := fs.Int("batch", 0, "faces per forward pass (default: 4 on CPUs, 8 on GPUs; larger batches are faster per face and take more memory)")
 	workers := fs.Int("workers", 0, "goroutines decoding inputs and finding faces while the model runs (default: CPUs, at most 4)")
 	faceModels := fs.String("face-models", face.DefaultModelDir(), "folder of the face detector's models (scripts/fetch-face-models.sh installs them)")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
-	dtype := fs.String("dtype", "float32", "weights and activations: float32, or bfloat16 (faster on GPUs)")
+	infer := addInferenceFlags(fs)
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(*device)
+	dev, dt, err := infer.parse()
 	if err != nil {
-		return usagef("--device: %v", err)
-	}
-	dt, err := torch.ParseDType(*dtype)
-	if err != nil || (dt != torch.Float32 && dt != torch.BFloat16 && dt != torch.Float64) {
-		return usagef("--dtype %q: want float32, bfloat16 or float64", *dtype)
+		return err
 	}
 	switch {
 	case fs.NArg() == 0:

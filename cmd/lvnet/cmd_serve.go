@@ -44,20 +44,15 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, ready func(
 	maxFrames := fs.Int("max-frames", 0, "videos: most frames analysed per request (0: no limit)")
 	batch := fs.Int("batch", 0, "faces per forward pass (default: 4 on CPUs, 8 on GPUs; larger batches are faster per face and take more memory)")
 	workers := fs.Int("workers", 0, "goroutines decoding inputs while the model runs (default: CPUs, at most 4)")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
-	dtype := fs.String("dtype", "float32", "weights and activations: float32, or bfloat16 (faster on GPUs)")
+	infer := addInferenceFlags(fs)
 	threads := fs.Int("threads", 0, "intra-op threads (default: all CPUs, or $"+torch.ThreadsEnv+")")
 	quiet := fs.Bool("quiet", false, "log warnings and errors only, not every request")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(*device)
+	dev, dt, err := infer.parse()
 	if err != nil {
-		return usagef("--device: %v", err)
-	}
-	dt, err := torch.ParseDType(*dtype)
-	if err != nil || (dt != torch.Float32 && dt != torch.BFloat16 && dt != torch.Float64) {
-		return usagef("--dtype %q: want float32, bfloat16 or float64", *dtype)
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:

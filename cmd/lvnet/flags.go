@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/lvnet-go/lvnet/torch"
 )
 
 // errHelp is returned when the user asked for a command's help.
@@ -63,4 +65,28 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// inferenceFlags are the --device and --dtype flags of the commands that run
+// the model for detection (detect, serve).
+type inferenceFlags struct{ device, dtype *string }
+
+func addInferenceFlags(fs *flag.FlagSet) inferenceFlags {
+	return inferenceFlags{
+		device: fs.String("device", "cpu", "cpu or cuda:N"),
+		dtype:  fs.String("dtype", "float32", "weights and activations: float32, or bfloat16 (faster on GPUs)"),
+	}
+}
+
+// parse checks the flags' values (after parseFlags); errors are usage errors.
+func (f inferenceFlags) parse() (torch.Device, torch.DType, error) {
+	dev, err := torch.ParseDevice(*f.device)
+	if err != nil {
+		return dev, 0, usagef("--device: %v", err)
+	}
+	dt, err := torch.ParseDType(*f.dtype)
+	if err != nil || (dt != torch.Float32 && dt != torch.BFloat16 && dt != torch.Float64) {
+		return dev, dt, usagef("--dtype %q: want float32, bfloat16 or float64", *f.dtype)
+	}
+	return dev, dt, nil
 }
