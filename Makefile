@@ -40,17 +40,25 @@ deps:
 	fi
 	@scripts/fetch-face-models.sh
 
-$(BUILD)/lvshim.o: csrc/lvshim.cpp csrc/lvshim.h
+# The shim: the C API (lvshim.cpp), the caching allocator (allocator.cpp), MPFF's
+# fused autograd op (mpff.cpp) and its kernels (mpff_kernel.cpp).
+SHIM_OBJS := $(addprefix $(BUILD)/,lvshim.o allocator.o mpff.o mpff_kernel.o)
+
+$(BUILD)/lvshim.o: csrc/lvshim.h csrc/allocator.h csrc/mpff.h
+$(BUILD)/allocator.o: csrc/allocator.h
+$(BUILD)/mpff.o: csrc/mpff.h csrc/mpff_kernel.h
+
+$(BUILD)/%.o: csrc/%.cpp
 	@mkdir -p $(BUILD)
 	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -c $< -o $@
 
-# The MPFF inference kernel: AVX2/FMA with glibc's vector tanhf (libmvec); the
-# shim only calls it on CPUs that have both.
-$(BUILD)/mpff_kernel.o: csrc/mpff_kernel.cpp
+# The MPFF kernels: AVX2/FMA with glibc's vector tanhf (libmvec); mpff.cpp only
+# calls them on CPUs that have both.
+$(BUILD)/mpff_kernel.o: csrc/mpff_kernel.cpp csrc/mpff_kernel.h
 	@mkdir -p $(BUILD)
 	g++ -O3 -ffast-math -mavx2 -mfma -fopenmp-simd -fPIC -c $< -o $@
 
-$(SHIM_LIB): $(BUILD)/lvshim.o $(BUILD)/mpff_kernel.o
+$(SHIM_LIB): $(SHIM_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 

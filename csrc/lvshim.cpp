@@ -1,5 +1,10 @@
-// lvshim.cpp: implementation of lvshim.h over ATen and the autograd engine.
+// lvshim.cpp: implementation of lvshim.h over ATen and the autograd engine, a
+// thin layer: the caching allocator lives in allocator.cpp, MPFF's fused op in
+// mpff.cpp (its kernels in mpff_kernel.cpp).
 #include "lvshim.h"
+
+#include "allocator.h"
+#include "mpff.h"
 
 #include <malloc.h>
 #include <ATen/ATen.h>
@@ -8,16 +13,12 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/api/include/torch/version.h>
-#include <torch/csrc/autograd/custom_function.h>
 #if TORCH_VERSION_MAJOR < 2
 #include <torch/csrc/autograd/profiler_legacy.h>
 #endif
 
-#include <c10/core/CPUAllocator.h>
-
 #include <atomic>
 #include <mutex>
-#include <unordered_map>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -62,111 +63,6 @@ inline c10::optional<at::Generator> gen(lt_gen g) {
   if (g == nullptr) return c10::nullopt;
   return *static_cast<at::Generator *>(g);
 }
-
-// CachingAllocator keeps freed large blocks for reuse (lt_use_caching_allocator).
-class CachingAllocator final : public c10::Allocator {
- public:
-  static constexpr size_t kMin = 256 << 10;
-
-  c10::DataPtr allocate(size_t n) const override {
-    if (n < kMin) {
-      void *p = aligned(n == 0 ? 64 : n);
-      return {p, p, &free_small, at::Device(at::DeviceType::CPU)};
-    }
-    const size_t cls = size_class(n);
-    void *p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(cls);
-      if (it != free_.end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-        cached_ -= cls;
-      }
-    }
-    if (p == nullptr) p = aligned(cls);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      size_[p] = cls;
-      in_use_ += cls;
-    }
-    return {p, p, &free_large, at::Device(at::DeviceType::CPU)};
-  }
-  c10::DeleterFnPtr raw_deleter() const override { return &free_large_or_small; }
-  // copy_data is pure virtual from libtorch 2.3; harmless before.
-  void copy_data(void *dest, const void *src, std::size_t count) const { std::memcpy(dest, src, count); }
-
-  static CachingAllocator *get() {
-    static CachingAllocator a;
-    return &a;
-  }
-  void set_cap(uint64_t cap) {
-    std::lock_guard<std::mutex> lock(mu_);
-    cap_ = cap;
-  }
-  // empty frees every cached block (blocks in use are not touched).
-  void empty() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto &kv : free_)
-      for (void *p : kv.second) std::free(p);
-    free_.clear();
-    cached_ = 0;
-  }
-  void stats(uint64_t *in_use, uint64_t *cached) {
-    std::lock_guard<std::mutex> lock(mu_);
-    *in_use = in_use_;
-    *cached = cached_;
-  }
-
- private:
-  static void *aligned(size_t n) {
-    void *p = nullptr;
-    if (posix_memalign(&p, 64, n) != 0 || p == nullptr) throw std::bad_alloc();
-    return p;
-  }
-  // size_class rounds n up to a multiple of 1/8 of its power of two.
-  static size_t size_class(size_t n) {
-    size_t top = size_t(1) << (63 - __builtin_clzll(n));
-    size_t step = std::max<size_t>(top / 8, 4096);
-    return (n + step - 1) / step * step;
-  }
-  static void free_small(void *p) { std::free(p); }
-  static void free_large(void *p) { get()->release(p); }
-  static void free_large_or_small(void *p) {
-    CachingAllocator *a = get();
-    {
-      std::lock_guard<std::mutex> lock(a->mu_);
-      if (a->size_.count(p) == 0) {
-        std::free(p);
-        return;
-      }
-    }
-    a->release(p);
-  }
-  void release(void *p) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = size_.find(p);
-    if (it == size_.end()) {
-      std::free(p);
-      return;
-    }
-    const size_t cls = it->second;
-    size_.erase(it);
-    in_use_ -= cls;
-    if (cached_ + cls > cap_) {
-      std::free(p);
-      return;
-    }
-    free_[cls].push_back(p);
-    cached_ += cls;
-  }
-
-  mutable std::mutex mu_;
-  mutable std::unordered_map<size_t, std::vector<void *>> free_;
-  mutable std::unordered_map<void *, size_t> size_;
-  mutable uint64_t cached_ = 0, in_use_ = 0;
-  uint64_t cap_ = ~uint64_t(0);
-};
 
 }  // namespace
 
@@ -233,13 +129,12 @@ lt_err lt_manual_seed(uint64_t seed) {
 
 lt_err lt_use_caching_allocator(uint64_t cap_bytes) {
   LT_TRY
-  CachingAllocator::get()->set_cap(cap_bytes);
-  c10::SetCPUAllocator(CachingAllocator::get(), /*priority=*/10);
+  lvshim::use_caching_allocator(cap_bytes);
   LT_END
 }
-void lt_caching_allocator_stats(uint64_t *in_use, uint64_t *cached) { CachingAllocator::get()->stats(in_use, cached); }
+void lt_caching_allocator_stats(uint64_t *in_use, uint64_t *cached) { lvshim::caching_allocator_stats(in_use, cached); }
 void lt_caching_allocator_empty(void) {
-  CachingAllocator::get()->empty();
+  lvshim::caching_allocator_empty();
   malloc_trim(0);
 }
 
@@ -601,133 +496,7 @@ lt_err lt_dropout(lt_tensor x, double p, int train, lt_gen g, lt_tensor *out) {
   LT_END
 }
 
-extern "C" void lvk_mpff_rows_avx2(const float *fa, const float *fb, float *out, int64_t C, int64_t H,
-                                   int64_t W, int64_t G, int64_t w, int64_t pad, int64_t b, int64_t yp0,
-                                   int64_t yp1);
-
-// mpff_rows is the portable version of lvk_mpff_rows_avx2 (mpff_kernel.cpp).
-static void mpff_rows(const float *fa, const float *fb, float *out, int64_t C, int64_t H, int64_t W, int64_t G,
-                      int64_t w, int64_t pad, int64_t b, int64_t yp0, int64_t yp1) {
-  const int64_t Hp = G * w;
-  for (int64_t yp = yp0; yp < yp1; yp++) {
-    int64_t y = std::min(std::max(yp - pad, int64_t(0)), H - 1);
-    for (int64_t xp = 0; xp < Hp; xp++) {
-      int64_t x = std::min(std::max(xp - pad, int64_t(0)), W - 1);
-      const float *a = fa + ((b * H + y) * W + x) * C;
-      const float *f = fb + ((b * G + yp / w) * G + xp / w) * C;
-      float acc = 0.f;
-      for (int64_t c = 0; c < C; c++) acc += std::tanh(a[c] * f[c]);
-      out[((b * w * w + (yp % w) * w + xp % w) * G + yp / w) * G + xp / w] = acc;
-    }
-  }
-}
-
-extern "C" void lvk_mpff_backward_avx2(const float *fa, const float *fb, const float *g, float *gfa, float *gfb,
-                                       int64_t B, int64_t C, int64_t H, int64_t W, int64_t G, int64_t w,
-                                       int64_t pad, int64_t c0, int64_t c1);
-
-static void mpff_backward_portable(const float *fa, const float *fb, const float *g, float *gfa, float *gfb, int64_t B,
-                                   int64_t C, int64_t H, int64_t W, int64_t G, int64_t w, int64_t pad, int64_t c0,
-                                   int64_t c1) {
-  const int64_t Hp = G * w;
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t yp = 0; yp < Hp; yp++) {
-      const int64_t y = std::min(std::max(yp - pad, int64_t(0)), H - 1);
-      for (int64_t xp = 0; xp < Hp; xp++) {
-        const int64_t x = std::min(std::max(xp - pad, int64_t(0)), W - 1);
-        const float gv = g[((b * w * w + (yp % w) * w + xp % w) * G + yp / w) * G + xp / w];
-        const int64_t ia = ((b * H + y) * W + x) * C, ib = ((b * G + yp / w) * G + xp / w) * C;
-        for (int64_t c = c0; c < c1; c++) {
-          const float t = std::tanh(fa[ia + c] * fb[ib + c]);
-          const float d = gv * (1.f - t * t);
-          gfa[ia + c] += d * fb[ib + c];
-          gfb[ib + c] += d * fa[ia + c];
-        }
-      }
-    }
-}
-
-namespace {
-
-bool cpu_has_avx2() {
-  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return v;
-}
-
-struct MPFFGeom {
-  int64_t B, C, H, W, G, w, pad;
-};
-
-MPFFGeom mpff_check(const at::Tensor &fa, const at::Tensor &fb) {
-  TORCH_CHECK(fa.dim() == 4 && fb.dim() == 4, "mpff: want 4-D fa and fb, got ", fa.sizes(), " and ", fb.sizes());
-  TORCH_CHECK(fa.scalar_type() == at::kFloat && fb.scalar_type() == at::kFloat, "mpff: want float32 tensors");
-  TORCH_CHECK(fa.device().is_cpu() && fb.device().is_cpu(), "mpff: the fused kernel runs on the CPU");
-  MPFFGeom g{fa.size(0), fa.size(1), fa.size(2), fa.size(3), fb.size(2), 0, 0};
-  TORCH_CHECK(fb.size(0) == g.B && fb.size(1) == g.C && fb.size(3) == g.G, "mpff: fb ", fb.sizes(),
-              " does not match fa ", fa.sizes());
-  TORCH_CHECK(g.H == g.W && g.G > 0, "mpff: want square maps, got ", fa.sizes());
-  const int64_t p = (g.G - g.H % g.G) % g.G;
-  g.pad = p / 2;
-  g.w = (g.H + p) / g.G;
-  return g;
-}
-
-at::Tensor mpff_forward(const at::Tensor &fa0, const at::Tensor &fb0) {
-  const MPFFGeom m = mpff_check(fa0, fb0);
-  at::Tensor fa = fa0.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor fb = fb0.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor o = at::empty({m.B, m.w * m.w, m.G, m.G}, fa0.options().memory_format(at::MemoryFormat::Contiguous));
-  const float *pa = fa.data_ptr<float>(), *pb = fb.data_ptr<float>();
-  float *po = o.data_ptr<float>();
-  const bool avx2 = cpu_has_avx2();
-  const int64_t Hp = m.G * m.w;
-  at::parallel_for(0, m.B * Hp, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end;) {
-      const int64_t b = r / Hp, yp0 = r % Hp, yp1 = std::min(Hp, yp0 + (end - r));
-      if (avx2)
-        lvk_mpff_rows_avx2(pa, pb, po, m.C, m.H, m.W, m.G, m.w, m.pad, b, yp0, yp1);
-      else
-        mpff_rows(pa, pb, po, m.C, m.H, m.W, m.G, m.w, m.pad, b, yp0, yp1);
-      r += yp1 - yp0;
-    }
-  });
-  return o;
-}
-
-// MPFFFunction is MPFF as one autograd node: the forward kernel above, and a
-// backward that recomputes tanh instead of keeping the B x C x H' x H'
-// product and its tanh alive.
-struct MPFFFunction : public torch::autograd::Function<MPFFFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &fa, const at::Tensor &fb) {
-    ctx->save_for_backward({fa, fb});
-    return mpff_forward(fa, fb);
-  }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext *ctx,
-                                               torch::autograd::tensor_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const MPFFGeom m = mpff_check(saved[0], saved[1]);
-    at::Tensor fa = saved[0].contiguous(at::MemoryFormat::ChannelsLast);
-    at::Tensor fb = saved[1].contiguous(at::MemoryFormat::ChannelsLast);
-    at::Tensor g = grads[0].contiguous();
-    at::Tensor gfa = at::zeros_like(fa, at::MemoryFormat::ChannelsLast);
-    at::Tensor gfb = at::zeros_like(fb, at::MemoryFormat::ChannelsLast);
-    const float *pa = fa.data_ptr<float>(), *pb = fb.data_ptr<float>(), *pg = g.data_ptr<float>();
-    float *qa = gfa.data_ptr<float>(), *qb = gfb.data_ptr<float>();
-    const bool avx2 = cpu_has_avx2();
-    // Disjoint channel ranges per thread (at least 16 channels each).
-    at::parallel_for(0, m.C, 16, [&](int64_t c0, int64_t c1) {
-      if (avx2)
-        lvk_mpff_backward_avx2(pa, pb, pg, qa, qb, m.B, m.C, m.H, m.W, m.G, m.w, m.pad, c0, c1);
-      else
-        mpff_backward_portable(pa, pb, pg, qa, qb, m.B, m.C, m.H, m.W, m.G, m.w, m.pad, c0, c1);
-    });
-    return {gfa, gfb};
-  }
-};
-
-}  // namespace
-
-lt_err lt_mpff(lt_tensor fa, lt_tensor fb, lt_tensor *out) { LT_OUT(MPFFFunction::apply(T(fa), T(fb))) }
+lt_err lt_mpff(lt_tensor fa, lt_tensor fb, lt_tensor *out) { LT_OUT(lvshim::mpff(T(fa), T(fb))) }
 
 // --- random ------------------------------------------------------------------------------------
 lt_err lt_gen_new(uint64_t seed, lt_gen *out) {

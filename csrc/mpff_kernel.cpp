@@ -1,12 +1,14 @@
-// mpff_kernel.cpp: the inference kernel of MPFF, compiled with AVX2/FMA and
-// glibc's vector math (libmvec) so that the channel loop of tanh(a*b) runs 8
-// lanes at a time. The shim calls it only when the CPU has AVX2 and FMA.
+// mpff_kernel.cpp: MPFF's forward and backward kernels, compiled with AVX2/FMA
+// and glibc's vector math (libmvec) so that the channel loop of tanh(a*b) runs
+// 8 lanes at a time. mpff.cpp calls them only when the CPU has AVX2 and FMA.
+#include "mpff_kernel.h"
+
 #include <math.h>
 #include <stdint.h>
 
-extern "C" void lvk_mpff_rows_avx2(const float *fa, const float *fb, float *out, int64_t C, int64_t H,
-                                   int64_t W, int64_t G, int64_t w, int64_t pad, int64_t b, int64_t yp0,
-                                   int64_t yp1) {
+void lvk_mpff_rows_avx2(const float *fa, const float *fb, float *out, int64_t C, int64_t H,
+                        int64_t W, int64_t G, int64_t w, int64_t pad, int64_t b, int64_t yp0,
+                        int64_t yp1) {
   const int64_t Hp = G * w;
   for (int64_t yp = yp0; yp < yp1; yp++) {
     int64_t y = yp - pad;
@@ -31,9 +33,9 @@ extern "C" void lvk_mpff_rows_avx2(const float *fa, const float *fb, float *out,
 // gfb at the window's cell += d*a. Channel ranges are disjoint between
 // threads, so there are no write races. fa, gfa: B x H x W x C; fb, gfb:
 // B x G x G x C (NHWC); g: B x w*w x G x G.
-extern "C" void lvk_mpff_backward_avx2(const float *fa, const float *fb, const float *g, float *gfa, float *gfb,
-                                       int64_t B, int64_t C, int64_t H, int64_t W, int64_t G, int64_t w,
-                                       int64_t pad, int64_t c0, int64_t c1) {
+void lvk_mpff_backward_avx2(const float *fa, const float *fb, const float *g, float *gfa, float *gfb,
+                            int64_t B, int64_t C, int64_t H, int64_t W, int64_t G, int64_t w,
+                            int64_t pad, int64_t c0, int64_t c1) {
   const int64_t Hp = G * w;
   for (int64_t b = 0; b < B; b++) {
     for (int64_t yp = 0; yp < Hp; yp++) {
