@@ -31,6 +31,10 @@ type Sample struct {
 	Video string
 	// Frame is the frame number within Video.
 	Frame int
+	// Group is the source a split keeps on one side (a DFDC fake and the
+	// real video it was made from); "" means derived from Video (see
+	// sourceGroups).
+	Group string
 	// Method names the forgery method or subset the sample comes from.
 	Method string
 	// Landmarks are 68 (or more, dlib order) facial landmarks in image
@@ -175,7 +179,7 @@ func Open(spec string, opts Options) (*Dataset, error) {
 }
 
 // schemes are the spec prefixes handled here.
-var schemes = []string{"ffpp", "dfb", "folder", "index"}
+var schemes = []string{"ffpp", "dfb", "folder", "index", "dfdc"}
 
 // hasScheme reports whether s starts with a known "scheme:" prefix.
 func hasScheme(s string, opts Options) bool {
@@ -284,15 +288,20 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		}
 		ss, err = d.openDFB(path, q)
 	case hasColon && name == "folder":
-		if path, q, err = parseQuery(part, rest, "every"); err != nil {
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
 			return nil, err
 		}
 		ss, err = d.openFolder(path)
 	case hasColon && name == "index":
-		if path, q, err = parseQuery(part, rest, "every"); err != nil {
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
 			return nil, err
 		}
 		ss, err = d.openIndex(path)
+	case hasColon && name == "dfdc":
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
+			return nil, err
+		}
+		ss, err = d.openDFDC(path)
 	case hasColon && name == "sbi":
 		return nil, fmt.Errorf("open %q: no generator registered for %q or %q (Options.Generators)", part, part, name)
 	default:
@@ -305,7 +314,7 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		if isDFB {
 			path, q, err = parseQuery(part, part, "dataset", "split", "compression", "root", "every")
 		} else {
-			path, q, err = parseQuery(part, part, "every")
+			path, q, err = parseQuery(part, part, "every", "subset", "holdout")
 		}
 		if err != nil {
 			return nil, err
@@ -326,6 +335,11 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
+	subset, holdout, err := subsetOf(part, q)
+	if err != nil {
+		return nil, err
+	}
+	ss = selectSubset(ss, subset, holdout)
 	every := d.opts.Every
 	if v := q.Get("every"); v != "" {
 		every, _ = strconv.Atoi(v) // checked by parseQuery

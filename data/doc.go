@@ -23,8 +23,18 @@
 //	    video and frame; otherwise the parent directory is the video.
 //	index:DIR/index.jsonl, or a DIR holding index.jsonl
 //	    The project's own index (IndexEntry lines, see IndexWriter).
+//	dfdc:DIR[?subset=train|val&holdout=0.15]
+//	    DFDC face crops: DIR/metadata.csv (videoname, label, original) with
+//	    DIR/real/<video>.jpg and DIR/fake/<video>.jpg; a fake is grouped
+//	    with the real video it was made from.
 //	NAME:ARG (e.g. sbi:DIR)
 //	    A generated source registered in Options.Generators.
+//
+// Folder, index and dfdc specs take subset=train|val (holdout=F, default
+// 0.15): a split by source, decided by a hash of each sample's group so that
+// it is stable when data is added. The group is the DFDC original, the
+// connected FaceForensics++ ids (033_097, 097_033, 033 and 097 together), or
+// else the video.
 //
 // Several specs joined with "+" make one dataset ('+' inside a path is
 // kept when what follows it is not a spec). Unreadable or corrupt files are

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -44,6 +45,14 @@ type GeneratorOptions struct {
 	Detector FaceDetector
 	// ModelDir holds the face models (default face.DefaultModelDir()).
 	ModelDir string
+	// Subset keeps one side of a split of the faces by source ("train" or
+	// "val", data.InHoldout with Holdout; "" keeps all). A face's source is
+	// its path below DIR, or for a DFDC folder (DIR/metadata.csv) its video,
+	// as the dfdc: data spec groups it.
+	Subset  string
+	Holdout float64
+	// Limit keeps at most this many faces, evenly spaced (0: all).
+	Limit int
 	// Cache is the file where detected landmarks are kept for the next
 	// run (one JSON line per image, keyed by its path, size and
 	// modification time). Empty: a file named after DIR's absolute path in
@@ -107,6 +116,7 @@ func NewGenerator(dir string, opts GeneratorOptions) (*Generator, error) {
 	} else if err := g.listFolder(); err != nil {
 		return nil, err
 	}
+	g.selectFaces()
 	if len(g.faces) == 0 {
 		return nil, fmt.Errorf("sbi generator %s: no real face images found", dir)
 	}
@@ -189,6 +199,45 @@ func (g *Generator) listFolder() error {
 	g.lms = make([]*[face.NumLandmarks][2]float32, len(g.faces))
 	g.noFace = make([]bool, len(g.faces))
 	return nil
+}
+
+// selectFaces applies Subset and Limit.
+func (g *Generator) selectFaces() {
+	_, err := os.Stat(filepath.Join(g.dir, "metadata.csv"))
+	dfdc := err == nil
+	keep := func(i int) bool {
+		if g.opts.Subset == "" {
+			return true
+		}
+		group := g.rel[i]
+		if dfdc {
+			group = "dfdc/" + strings.TrimSuffix(path.Base(group), path.Ext(group))
+		}
+		holdout := g.opts.Holdout
+		if holdout == 0 {
+			holdout = data.DefaultHoldout
+		}
+		return data.InHoldout(group, holdout) == (g.opts.Subset == "val")
+	}
+	var idx []int
+	for i := range g.faces {
+		if keep(i) {
+			idx = append(idx, i)
+		}
+	}
+	if g.opts.Limit > 0 && len(idx) > g.opts.Limit {
+		sel := make([]int, g.opts.Limit)
+		for k := range sel {
+			sel[k] = idx[k*len(idx)/g.opts.Limit]
+		}
+		idx = sel
+	}
+	faces, rel := make([]string, len(idx)), make([]string, len(idx))
+	lms, noFace := make([]*[face.NumLandmarks][2]float32, len(idx)), make([]bool, len(idx))
+	for k, i := range idx {
+		faces[k], rel[k], lms[k], noFace[k] = g.faces[i], g.rel[i], g.lms[i], g.noFace[i]
+	}
+	g.faces, g.rel, g.lms, g.noFace = faces, rel, lms, noFace
 }
 
 // cacheLine is one line of the landmark cache.
@@ -464,7 +513,7 @@ func (g *Generator) Close() error {
 }
 
 // ParseSpec reads a training data spec "sbi:DIR[?reals=1&hulls=face,dfl&
-// ratios=0.5,1&cache=FILE]" into the folder and generator options.
+// ratios=0.5,1&cache=FILE&subset=train|val&holdout=0.15&limit=N]" into the folder and generator options.
 func ParseSpec(spec string) (dir string, o GeneratorOptions, err error) {
 	rest, ok := strings.CutPrefix(spec, "sbi:")
 	if !ok {
@@ -502,8 +551,23 @@ func ParseSpec(spec string) (dir string, o GeneratorOptions, err error) {
 				}
 			case "cache":
 				o.Cache = v
+			case "subset":
+				if v != "train" && v != "val" && v != "all" {
+					return "", o, fmt.Errorf("sbi spec %q: subset=%q (want train, val or all)", spec, v)
+				}
+				if v != "all" {
+					o.Subset = v
+				}
+			case "holdout":
+				if o.Holdout, err = strconv.ParseFloat(v, 64); err != nil || o.Holdout <= 0 || o.Holdout >= 1 {
+					return "", o, fmt.Errorf("sbi spec %q: holdout=%q is not a fraction in (0, 1)", spec, v)
+				}
+			case "limit":
+				if o.Limit, err = strconv.Atoi(v); err != nil || o.Limit < 1 {
+					return "", o, fmt.Errorf("sbi spec %q: limit=%q is not a positive integer", spec, v)
+				}
 			default:
-				return "", o, fmt.Errorf("sbi spec %q: unknown parameter %q (known: reals, hulls, ratios, cache)", spec, k)
+				return "", o, fmt.Errorf("sbi spec %q: unknown parameter %q (known: reals, hulls, ratios, cache, subset, holdout, limit)", spec, k)
 			}
 		}
 	}
