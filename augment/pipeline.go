@@ -13,9 +13,16 @@ type Config struct {
 	// Size is the side of the square output.
 	Size int
 
+	// ResizeFirst resizes the whole input to Size x Size before the
+	// geometric transforms, so that they act on the face as the detector
+	// feeds it to the model (the authors' 300-pixel crops at 299 need no
+	// resize; without it a larger crop is centre-cropped to Size).
+	ResizeFirst bool
+
 	// FlipP: flip horizontally, vertically or both (one of the three,
-	// uniformly; albumentations' Flip).
-	FlipP float64
+	// uniformly; albumentations' Flip); with FlipHOnly only horizontally.
+	FlipP     float64
+	FlipHOnly bool
 	// Rotate90P: rotate by 0-3 quarter turns, uniformly.
 	Rotate90P float64
 	// ResizedCropP: crop a square of ResizedCropScale (fraction of the area)
@@ -38,6 +45,10 @@ type Config struct {
 	// NoiseP: Gaussian noise of variance drawn from NoiseVar.
 	NoiseP   float64
 	NoiseVar [2]float64
+	// DownscaleP: resize the output down by a factor drawn from
+	// DownscaleRange and back up (low-resolution faces).
+	DownscaleP     float64
+	DownscaleRange [2]float64
 	// ColorP: one of brightness-contrast (±0.2 each), FancyPCA (alpha
 	// 0.1) or hue/saturation/value shift (±20, ±30, ±20), uniformly.
 	ColorP float64
@@ -66,6 +77,34 @@ func Paper(size int) Config {
 	}
 }
 
+// Light returns milder augmentations for training a small network from
+// scratch: horizontal flips only (faces are upright at inference), small
+// crops, shifts and rotations, and the compression, resolution, noise and
+// colour changes that photos and videos bring.
+func Light(size int) Config {
+	return Config{
+		Size:              size,
+		ResizeFirst:       true,
+		FlipP:             0.5,
+		FlipHOnly:         true,
+		ResizedCropP:      0.2,
+		ResizedCropScale:  [2]float64{0.7, 1},
+		ShiftScaleRotateP: 0.3,
+		ShiftLimit:        0.05,
+		ScaleLimit:        0.1,
+		RotateLimit:       10,
+		GrayP:             0.05,
+		JPEGP:             0.3,
+		JPEGQuality:       [2]int{60, 100},
+		BlurP:             0.05,
+		NoiseP:            0.05,
+		NoiseVar:          [2]float64{5, 20},
+		DownscaleP:        0.15,
+		DownscaleRange:    [2]float64{0.5, 0.9},
+		ColorP:            0.3,
+	}
+}
+
 // validate reports settings that cannot be drawn from.
 func (c *Config) validate() error {
 	switch {
@@ -77,6 +116,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("augment: resized-crop scale range %v", c.ResizedCropScale)
 	case c.NoiseP > 0 && (c.NoiseVar[0] < 0 || c.NoiseVar[1] < c.NoiseVar[0]):
 		return fmt.Errorf("augment: noise variance range %v", c.NoiseVar)
+	case c.DownscaleP > 0 && (c.DownscaleRange[0] <= 0 || c.DownscaleRange[1] > 1 || c.DownscaleRange[1] < c.DownscaleRange[0]):
+		return fmt.Errorf("augment: downscale range %v", c.DownscaleRange)
 	}
 	return nil
 }
@@ -97,15 +138,22 @@ func happens(rng *rand.Rand, p float64) bool {
 // image is smaller than Size).
 func (c *Config) Geometry(rng *rand.Rand, w, h int) *Warp {
 	g := NewWarp(w, h)
+	if c.ResizeFirst && (w != c.Size || h != c.Size) {
+		g.Resize(c.Size, c.Size)
+	}
 	if happens(rng, c.FlipP) {
-		switch rng.IntN(3) {
-		case 0:
+		if c.FlipHOnly {
 			g.FlipH()
-			g.FlipV()
-		case 1:
-			g.FlipV()
-		default:
-			g.FlipH()
+		} else {
+			switch rng.IntN(3) {
+			case 0:
+				g.FlipH()
+				g.FlipV()
+			case 1:
+				g.FlipV()
+			default:
+				g.FlipH()
+			}
 		}
 	}
 	if happens(rng, c.Rotate90P) {
@@ -179,6 +227,17 @@ func (c *Config) Photometric(rng *rand.Rand, img *Image) (*Image, error) {
 	}
 	if happens(rng, c.BlurP) {
 		GaussianBlur3(img)
+	}
+	if happens(rng, c.DownscaleP) {
+		f := uniform(rng, c.DownscaleRange[0], c.DownscaleRange[1])
+		sw, sh := max(1, int(math.Round(float64(img.W)*f))), max(1, int(math.Round(float64(img.H)*f)))
+		small, err := Resize(img, sw, sh)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = Resize(small, img.W, img.H); err != nil {
+			return nil, err
+		}
 	}
 	if happens(rng, c.NoiseP) {
 		GaussianNoise(img, rng, math.Sqrt(uniform(rng, c.NoiseVar[0], c.NoiseVar[1])))

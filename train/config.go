@@ -11,13 +11,16 @@ package train
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lvnet-go/lvnet/augment"
 	"github.com/lvnet-go/lvnet/model"
+	"github.com/lvnet-go/lvnet/optim"
 )
 
 // Config holds every hyperparameter of a run. The zero value is invalid;
@@ -36,6 +39,8 @@ type Config struct {
 	WeightDecay float64 `yaml:"weight_decay" json:"weight_decay"` // on weights of 2+ dimensions only
 	StepSize    int     `yaml:"step_size" json:"step_size"`       // StepLR, in epochs
 	Gamma       float64 `yaml:"gamma" json:"gamma"`
+	Schedule    string  `yaml:"schedule" json:"schedule"`         // "step" (StepLR, the paper) or "cosine" (per step, to 0 at the last)
+	WarmupSteps int     `yaml:"warmup_steps" json:"warmup_steps"` // linear warm-up of the learning rate over the first steps (0: none)
 
 	Mixup      bool    `yaml:"mixup" json:"mixup"`             // supervised mode only
 	MixupProb  float64 `yaml:"mixup_prob" json:"mixup_prob"`   // probability a batch is mixed (0.5)
@@ -48,7 +53,10 @@ type Config struct {
 	Every   int   `yaml:"every" json:"every"`     // every Nth frame of each training video
 	Balance bool  `yaml:"balance" json:"balance"` // repeat reals to match fakes (the authors' sampling)
 	Limit   int   `yaml:"limit" json:"limit"`     // cap per class (0: none)
-	Augment bool  `yaml:"augment" json:"augment"` // the paper's augmentations
+	Augment bool  `yaml:"augment" json:"augment"` // augment training images
+	// AugmentSet picks the augmentations: "paper" (the authors') or
+	// "light" (augment.Light, for small networks trained from scratch).
+	AugmentSet string `yaml:"augment_set" json:"augment_set"`
 	Seed    int64 `yaml:"seed" json:"seed"`
 
 	Workers   int    `yaml:"workers" json:"workers"`       // data loading goroutines (0: all CPUs)
@@ -62,10 +70,10 @@ func Presets() map[string]Config {
 		Preset: "paper", Model: model.Paper(),
 		Epochs: 30, BatchSize: 16,
 		LR: 5e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-5,
-		StepSize: 5, Gamma: 0.5,
+		StepSize: 5, Gamma: 0.5, Schedule: "step",
 		Mixup: true, MixupProb: 0.5, MixupAlpha: 1,
 		SSPSL: false, SSPSLWarmEpochs: 2, Region: "mouth",
-		Every: 3, Balance: true, Augment: true, Seed: 1234, SaveEvery: 1,
+		Every: 3, Balance: true, Augment: true, AugmentSet: "paper", Seed: 1234, SaveEvery: 1,
 	}
 	paper.Model.SSPSL = false
 	smoke := paper
@@ -79,7 +87,23 @@ func Presets() map[string]Config {
 	smoke.StepSize = 1
 	smoke.Every = 1
 	smoke.Limit = 96
-	return map[string]Config{"paper": paper, "smoke": smoke}
+	// The recipe of the shipped model (docs/MODEL.md): a reduced LVNet
+	// with every block of the paper, trained from scratch on the CPU.
+	def := paper
+	def.Preset = "default"
+	def.Model.ImageSize = 128
+	def.Model.Width = 0.25
+	def.Model.Dropout = 0.2
+	def.Epochs = 12
+	def.BatchSize = 32
+	def.LR = 1e-3
+	def.Schedule = "cosine"
+	def.WarmupSteps = 200
+	def.Mixup = false
+	def.Every = 1
+	def.AugmentSet = "light"
+	def.SaveEvery = 20
+	return map[string]Config{"paper": paper, "smoke": smoke, "default": def}
 }
 
 // PresetNames lists the presets, sorted.
@@ -148,6 +172,9 @@ func (c Config) Validate() error {
 	check(c.MixupProb >= 0 && c.MixupProb <= 1, "mixup_prob %v outside [0, 1]", c.MixupProb)
 	check(!c.Mixup || c.MixupAlpha > 0, "mixup_alpha %v must be positive", c.MixupAlpha)
 	check(c.Every >= 1, "every %d must be >= 1", c.Every)
+	check(c.Schedule == "step" || c.Schedule == "cosine", "schedule %q: want step or cosine", c.Schedule)
+	check(c.WarmupSteps >= 0, "warmup_steps %d must be >= 0", c.WarmupSteps)
+	check(c.AugmentSet == "paper" || c.AugmentSet == "light", "augment_set %q: want paper or light", c.AugmentSet)
 	check(c.SaveEvery >= 1, "save_every %d must be >= 1", c.SaveEvery)
 	check(c.Limit >= 0 && c.Workers >= 0, "limit and workers must be >= 0")
 	check(!c.SSPSL || c.Model.SSPSL, "sspsl training needs the model's pro_header (model.sspsl: true)")
@@ -161,6 +188,43 @@ func (c Config) Validate() error {
 		return fmt.Errorf("train config: %s", strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// LRAt returns the learning rate of a step: the schedule's rate for the epoch
+// (step) or the global step (cosine), times the linear warm-up factor.
+// stepsPerEpoch is the number of batches of an epoch.
+func (c Config) LRAt(epoch, step, stepsPerEpoch int) float64 {
+	lr := c.LR
+	switch c.Schedule {
+	case "cosine":
+		total := c.Epochs * stepsPerEpoch
+		if total > 0 {
+			lr = c.LR * 0.5 * (1 + math.Cos(math.Pi*float64(min(step, total))/float64(total)))
+		}
+	default:
+		lr = optim.StepLR{StepSize: c.StepSize, Gamma: c.Gamma}.LR(c.LR, epoch)
+	}
+	if c.WarmupSteps > 0 && step < c.WarmupSteps {
+		lr *= float64(step+1) / float64(c.WarmupSteps)
+	}
+	return lr
+}
+
+// Augmentation returns the augmentation settings of the configuration for
+// its image size (only the final resize when Augment is off). Training
+// images are first resized whole to the input size, as the detector feeds
+// faces to the model.
+func (c Config) Augmentation() augment.Config {
+	a := augment.Config{Size: c.Model.ImageSize}
+	if c.Augment {
+		if c.AugmentSet == "light" {
+			a = augment.Light(c.Model.ImageSize)
+		} else {
+			a = augment.Paper(c.Model.ImageSize)
+		}
+	}
+	a.ResizeFirst = true
+	return a
 }
 
 // YAML renders the configuration (for the run directory and --print-config).

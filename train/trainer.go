@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lvnet-go/lvnet/augment"
 	"github.com/lvnet-go/lvnet/data"
 	"github.com/lvnet-go/lvnet/internal/progress"
 	"github.com/lvnet-go/lvnet/metrics"
@@ -93,10 +92,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if trainSet.Len() < cfg.BatchSize {
 		return res, fmt.Errorf("train data %s: %d images, fewer than one batch of %d", o.Train, trainSet.Len(), cfg.BatchSize)
 	}
-	aug := augment.Config{Size: cfg.Model.ImageSize}
-	if cfg.Augment {
-		aug = augment.Paper(cfg.Model.ImageSize)
-	}
+	aug := cfg.Augmentation()
 	loader := data.NewLoader(trainSet, data.LoaderOptions{BatchSize: cfg.BatchSize, Workers: cfg.Workers,
 		Train: true, Seed: cfg.Seed, DropLast: true, Augment: &aug})
 	var valLoader *data.Loader
@@ -189,7 +185,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 
 	for pos.Epoch < cfg.Epochs {
-		adam.SetLR(optim.StepLR{StepSize: cfg.StepSize, Gamma: cfg.Gamma}.LR(cfg.LR, pos.Epoch))
 		bar := progress.NewTo(o.Log, o.TTY, fmt.Sprintf("epoch %d/%d", pos.Epoch+1, cfg.Epochs), int64(loader.Len()), "batch")
 		bar.SetDone(int64(pos.Batch))
 		it := loader.Epoch(pos.Epoch, pos.Batch)
@@ -206,6 +201,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				break
 			}
 			ts := time.Now()
+			adam.SetLR(cfg.LRAt(pos.Epoch, pos.Step, loader.Len()))
 			s, err := st.Step(b, pos.Epoch)
 			if err != nil {
 				it.Close()

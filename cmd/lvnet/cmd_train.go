@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
@@ -15,7 +16,7 @@ import (
 
 func runTrain(args []string) error {
 	fs := newFlags("train", "--data SPEC --out DIR")
-	preset := fs.String("preset", "paper", "hyperparameter preset: paper or smoke")
+	preset := fs.String("preset", "paper", "hyperparameter preset: "+strings.Join(train.PresetNames(), ", "))
 	cfgPath := fs.String("config", "", "YAML/JSON file of hyperparameters over the preset")
 	dataSpec := fs.String("data", "", "training data: a folder (real/ fake/ masks/), ffpp:ROOT, dfb:FILE.json, index:DIR, sbi:DIR; join with +")
 	val := fs.String("val", "", "validation data (same forms); validation AUC is computed after each epoch")
@@ -26,6 +27,7 @@ func runTrain(args []string) error {
 	epochs := fs.Int("epochs", 0, "override the number of epochs")
 	batch := fs.Int("batch-size", 0, "override the batch size")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
+	maxSteps := fs.Int("max-steps", 0, "stop (resumable) after this many steps in this call")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func runTrain(args []string) error {
 	defer stop()
 	res, err := train.Run(ctx, train.Options{
 		Config: cfg, Train: *dataSpec, Val: *val, Out: *out, Resume: *resume, Device: dev,
-		Log: os.Stderr, TTY: isTerminal(os.Stderr), Save: saveCheckpoint, Generators: gens,
+		Log: os.Stderr, TTY: isTerminal(os.Stderr), Save: saveCheckpoint, Generators: gens, MaxSteps: *maxSteps,
 	})
 	if err != nil {
 		return err
