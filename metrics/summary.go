@@ -59,6 +59,8 @@ type Summary struct {
 	EER          *float64 `json:"eer,omitempty"`
 	EERThreshold *float64 `json:"eer_threshold,omitempty"`
 	AP           *float64 `json:"ap,omitempty"`
+	LogLoss      *float64 `json:"log_loss,omitempty"`  // mean binary cross entropy of p_fake
+	Threshold    float64  `json:"threshold,omitempty"` // of acc, acc_real, acc_fake
 	PatchAUC     *float64 `json:"patch_auc,omitempty"`
 	PatchIoU     *float64 `json:"patch_iou,omitempty"`
 	PixelIoU     *float64 `json:"pixel_iou,omitempty"`
@@ -91,12 +93,17 @@ func (s Summary) Rows() []Row {
 	}
 	add("auc", "frame-level ROC AUC", s.AUC)
 	add("video_auc", "video-level ROC AUC (mean frame score)", s.VideoAUC)
-	add("acc", "accuracy at p_fake > 0.5", s.Acc)
+	thr := s.Threshold
+	if thr == 0 {
+		thr = Threshold
+	}
+	add("acc", "accuracy at p_fake > "+strconv.FormatFloat(thr, 'g', 4, 64), s.Acc)
 	add("acc_real", "accuracy on real", s.AccReal)
 	add("acc_fake", "accuracy on fake", s.AccFake)
 	add("eer", "equal error rate", s.EER)
 	add("eer_threshold", "threshold at the EER", s.EERThreshold)
 	add("ap", "average precision", s.AP)
+	add("log_loss", "log loss (binary cross entropy of p_fake)", s.LogLoss)
 	add("patch_auc", "patch-level AUC of the map", s.PatchAUC)
 	add("patch_iou", "patch IoU at 0.5", s.PatchIoU)
 	add("pixel_iou", "pixel IoU at 0.5 (map upsampled)", s.PixelIoU)
@@ -111,8 +118,15 @@ func ptr(v float64) *float64 { return &v }
 // patch map and a mask. Metrics that the data cannot support (one class
 // only, no masks) are left nil. Malformed records (label not 0/1, NaN
 // p_fake, map or mask of the wrong size) are errors naming the input.
-func Compute(recs []Record) (Summary, error) {
-	var s Summary
+func Compute(recs []Record) (Summary, error) { return ComputeAt(recs, Threshold) }
+
+// ComputeAt is Compute with accuracies at the decision threshold thr on
+// p_fake (a calibrated model's stored threshold) instead of 0.5.
+func ComputeAt(recs []Record, thr float64) (Summary, error) {
+	s := Summary{Threshold: thr}
+	if !(thr > 0 && thr <= 1) {
+		return s, fmt.Errorf("metrics: threshold %v outside (0, 1]", thr)
+	}
 	if len(recs) == 0 {
 		return s, errors.New("metrics: no records")
 	}
@@ -143,9 +157,16 @@ func Compute(recs []Record) (Summary, error) {
 	s.N = len(recs)
 	s.NReal, s.NFake = counts(labels)
 
-	acc, accReal, accFake, err := Accuracy(scores, labels, Threshold)
+	acc, accReal, accFake, err := Accuracy(scores, labels, thr)
 	if err != nil {
 		return s, fmt.Errorf("metrics: %w", err)
+	}
+	z := make([]float64, len(scores))
+	for i, p := range scores {
+		z[i] = Logit(p)
+	}
+	if ll, err := LogLoss(z, labels, 1); err == nil {
+		s.LogLoss = ptr(ll)
 	}
 	s.Acc = ptr(acc)
 	if s.NReal > 0 {
