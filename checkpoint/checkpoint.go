@@ -11,8 +11,6 @@
 //	metrics     JSON object, free-form (validation AUC, loss, ...)
 //	epoch, step decimal integers
 //
-// Optimiser state (Adam moments, step counts, loader position) lives in a
-// second safetensors file beside the checkpoint, see SaveState and OptimPath.
 // Import converts the authors' PyTorch checkpoints and the ImageNet Xception
 // file into a model.
 package checkpoint
@@ -33,10 +31,6 @@ import (
 
 // Format is the value of the "format" metadata key of a checkpoint.
 const Format = "lvnet/1"
-
-// StateFormat is the value of the "format" metadata key of an optimiser
-// state file (SaveState).
-const StateFormat = "lvnet-state/1"
 
 // Metadata keys of a checkpoint.
 const (
@@ -283,46 +277,4 @@ func Load(path string, opts LoadOptions) (*model.LVNet, Meta, error) {
 		}
 	}
 	return m, meta, nil
-}
-
-// OptimPath returns the path of the optimiser state file that belongs to the
-// checkpoint at path: "dir/last.safetensors" gives
-// "dir/last.optim.safetensors".
-func OptimPath(path string) string {
-	return strings.TrimSuffix(path, ".safetensors") + ".optim.safetensors"
-}
-
-// SaveState writes a generic state file (optimiser moments, step counts,
-// loader position...) to path atomically, with the string metadata meta
-// plus "format" = StateFormat (a key meta must not set).
-func SaveState(path string, tensors map[string]weights.Array, meta map[string]string) error {
-	if _, ok := meta[KeyFormat]; ok {
-		return fmt.Errorf("save state %s: metadata key %q is reserved", path, KeyFormat)
-	}
-	md := make(map[string]string, len(meta)+1)
-	for k, v := range meta {
-		md[k] = v
-	}
-	md[KeyFormat] = StateFormat
-	if err := weights.WriteSafetensors(path, tensors, md); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	return nil
-}
-
-// LoadState reads a state file written by SaveState, returning its tensors
-// and its metadata (without the "format" key).
-func LoadState(path string) (map[string]weights.Array, map[string]string, error) {
-	tensors, md, err := weights.ReadSafetensors(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load state: %w", err)
-	}
-	if f := md[KeyFormat]; f != StateFormat {
-		if f == "" {
-			return nil, nil, fmt.Errorf("load state %s: not an LVNet state file (no %q metadata)", path, KeyFormat)
-		}
-		return nil, nil, fmt.Errorf("load state %s: format %q, want %s", path, f, StateFormat)
-	}
-	delete(md, KeyFormat)
-	return tensors, md, nil
 }

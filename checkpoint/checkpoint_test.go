@@ -320,6 +320,15 @@ func TestPlainSafetensorsIsNotCheckpoint(t *testing.T) {
 	if !errors.Is(err, ErrNotCheckpoint) {
 		t.Errorf("error %v, want ErrNotCheckpoint", err)
 	}
+	// Nor is another of the project's files (train's resume state).
+	state := filepath.Join(t.TempDir(), "resume.safetensors")
+	if err := weights.WriteSafetensors(state, map[string]weights.Array{"w": weights.FromFloat32([]int64{1}, []float32{1})},
+		map[string]string{"format": "lvnet-train-state/1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Load(state, LoadOptions{}); err == nil || !strings.Contains(err.Error(), state) || !errors.Is(err, ErrNotCheckpoint) {
+		t.Errorf("Load(state file): %v", err)
+	}
 }
 
 // listDir returns the names in dir, sorted.
@@ -420,13 +429,6 @@ func TestSaveAtomic(t *testing.T) {
 		os.RemoveAll(sub)
 		intact(t)
 	})
-	t.Run("bad state", func(t *testing.T) {
-		bad := map[string]weights.Array{"m": {DType: weights.F32, Shape: []int64{3}, Data: []byte{1}}}
-		if err := SaveState(path, bad, nil); err == nil || !strings.Contains(err.Error(), path) {
-			t.Errorf("invalid array: error %v", err)
-		}
-		intact(t)
-	})
 	t.Run("freed model", func(t *testing.T) {
 		m2, err := model.New(smallConfig(), 1)
 		if err != nil {
@@ -438,68 +440,4 @@ func TestSaveAtomic(t *testing.T) {
 		}
 		intact(t)
 	})
-}
-
-func TestOptimPath(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"dir/last.safetensors", "dir/last.optim.safetensors"},
-		{"best.safetensors", "best.optim.safetensors"},
-		{"run/ckpt", "run/ckpt.optim.safetensors"},
-		{"a.b/epoch-03.safetensors", "a.b/epoch-03.optim.safetensors"},
-	}
-	for _, tt := range tests {
-		if got := OptimPath(tt.in); got != tt.want {
-			t.Errorf("OptimPath(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestStateRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	ckpt := filepath.Join(dir, "last.safetensors")
-	path := OptimPath(ckpt)
-	in := map[string]weights.Array{
-		"exp_avg.cls_header.5.weight":    weights.FromFloat32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, -6}),
-		"exp_avg_sq.cls_header.5.weight": weights.FromFloat32([]int64{2, 3}, []float32{0, 1e-8, 3, 4, 5, 6}),
-		"step.cls_header.5.weight":       weights.FromInt64([]int64{}, []int64{77}),
-		"loader.order":                   weights.FromInt64([]int64{4}, []int64{3, 0, 2, 1}),
-	}
-	meta := map[string]string{"optimizer": "adam", "lr": "0.0005", "loader_pos": "2"}
-	if err := SaveState(path, in, meta); err != nil {
-		t.Fatal(err)
-	}
-	out, gotMeta, err := LoadState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(gotMeta, meta) {
-		t.Errorf("metadata %v, want %v", gotMeta, meta)
-	}
-	equalStates(t, out, in)
-
-	if err := SaveState(path, in, map[string]string{"format": "x"}); err == nil {
-		t.Error("SaveState accepted the reserved key format")
-	}
-	// A checkpoint is not a state file and the other way round.
-	m := newModel(t, smallConfig())
-	if err := Save(ckpt, m, Meta{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadState(ckpt); err == nil || !strings.Contains(err.Error(), ckpt) || !strings.Contains(err.Error(), `"lvnet/1"`) {
-		t.Errorf("LoadState(checkpoint): %v", err)
-	}
-	if _, _, err := Load(path, LoadOptions{}); err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, ErrNotCheckpoint) {
-		t.Errorf("Load(state file): %v", err)
-	}
-	plain := filepath.Join(dir, "plain.safetensors")
-	if err := weights.WriteSafetensors(plain, in, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadState(plain); err == nil || !strings.Contains(err.Error(), "not an LVNet state file") {
-		t.Errorf("LoadState(plain): %v", err)
-	}
-	trunc := writeFile(t, dir, "trunc.optim.safetensors", []byte{1, 2, 3})
-	if _, _, err := LoadState(trunc); err == nil || !strings.Contains(err.Error(), trunc) {
-		t.Errorf("LoadState(truncated): %v", err)
-	}
 }

@@ -438,9 +438,6 @@ func (d *Dataset) balance(ss []Sample) []Sample {
 	return append(out, fakes...)
 }
 
-// Spec returns the spec the dataset was opened from.
-func (d *Dataset) Spec() string { return d.spec }
-
 // Len returns the number of samples.
 func (d *Dataset) Len() int { return len(d.samples) }
 

@@ -145,10 +145,6 @@ func NewPipeline(m *model.LVNet, opts PipelineOptions) (*Pipeline, error) {
 // Model returns the pipeline's model.
 func (p *Pipeline) Model() *model.LVNet { return p.m }
 
-// CanDetectFaces reports whether the pipeline has a face detector, that is
-// whether it analyses photos and videos (not only aligned crops).
-func (p *Pipeline) CanDetectFaces() bool { return p.opts.Faces != nil }
-
 // Analyze analyses one input (see AnalyzeAll). A failure of the input is
 // returned as an *InputError.
 func (p *Pipeline) Analyze(ctx context.Context, in Input, opts Options) (*Result, error) {

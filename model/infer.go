@@ -77,7 +77,6 @@ func (m *LVNet) PrepareInference(opts InferenceOptions) error {
 		m.invalidate()
 		return fmt.Errorf("prepare inference: %w", err)
 	}
-	m.prepared = true
 	m.nhwc = m.nhwc || opts.ChannelsLast
 	return nil
 }
@@ -181,7 +180,6 @@ func (m *LVNet) invalidate() {
 			m.fusion.conv[i] = nil
 		}
 	}
-	m.prepared = false
 }
 
 // bnScaleShift returns s = gamma / sqrt(var + eps) and t = beta - mean * s

@@ -32,6 +32,9 @@ func (m *LFGA) Forward(fa, fb *torch.Tensor) *torch.Tensor {
 }
 
 func (m *LFGA) forward(fa, fb *torch.Tensor) *torch.Tensor {
+	if err := fa.Err(); err != nil {
+		return torch.Errorf("lfga", "%w", err)
+	}
 	s := fa.Shape()
 	if len(s) != 4 {
 		return torch.Errorf("lfga", "want a 4-D feature, got %v", s)

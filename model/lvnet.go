@@ -25,7 +25,6 @@ type LVNet struct {
 
 	// Inference state of PrepareInference.
 	fusedOut *nn.Linear // HBFusion.OutTrans with cls_header's BatchNorm folded in
-	prepared bool
 	nhwc     bool
 }
 
@@ -116,7 +115,7 @@ func (m *LVNet) ForwardTrace(ctx *nn.Ctx, x *torch.Tensor, trace Tracer) Output 
 		trace = func(string, *torch.Tensor) {}
 	}
 	if err := m.checkInput(x); err != nil {
-		e := torch.Errorf("lvnet", "%v", err)
+		e := torch.Errorf("lvnet", "%w", err)
 		return Output{Cls: e, Seg: e, SegFeatures: e, Pro: e}
 	}
 	if m.nhwc {
@@ -272,6 +271,3 @@ func (m *LVNet) checkInput(x *torch.Tensor) error {
 	}
 	return nil
 }
-
-// Backbone returns the RGB stream's Xception (for benchmarks of its parts).
-func (m *LVNet) Backbone() *Xception { return m.rgb }

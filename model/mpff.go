@@ -57,12 +57,18 @@ func replicatePad(x *torch.Tensor, before, after int64) *torch.Tensor {
 // unfold; here fa is viewed as B x C x G x w x G x w and fb broadcast over the
 // window offsets, which computes the same sums without the upsampled copy.
 func MPFF(fa, fb *torch.Tensor) *torch.Tensor {
+	if err := fb.Err(); err != nil {
+		return torch.Errorf("mpff", "%w", err)
+	}
 	sb := fb.Shape()
 	if len(sb) != 4 {
 		return torch.Errorf("mpff", "fb must be 4-D, got %v", sb)
 	}
 	g := sb[2]
 	fa = padTo(fa, g)
+	if err := fa.Err(); err != nil {
+		return torch.Errorf("mpff", "%w", err)
+	}
 	s := fa.Shape()
 	if len(s) != 4 {
 		return torch.Errorf("mpff", "fa must be 4-D, got %v", s)

@@ -10,7 +10,6 @@ package nn
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 
 	"github.com/lvnet-go/lvnet/torch"
@@ -71,27 +70,6 @@ func (s *Store) Params() []*Entry {
 		}
 	}
 	return out
-}
-
-// Names returns all names, sorted.
-func (s *Store) Names() []string {
-	out := make([]string, 0, len(s.entries))
-	for _, e := range s.entries {
-		out = append(out, e.Name)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// NumParams returns the number of trainable scalars.
-func (s *Store) NumParams() int64 {
-	var n int64
-	for _, e := range s.entries {
-		if e.Kind == Param {
-			n += e.T.Numel()
-		}
-	}
-	return n
 }
 
 // Free releases every tensor of the store.

@@ -37,9 +37,14 @@ import (
 type Error struct {
 	Op  string
 	Msg string
+	// Cause is the error this one wraps (Errorf's %w); nil for libtorch's own.
+	Cause error
 }
 
 func (e *Error) Error() string { return "torch: " + e.Op + ": " + e.Msg }
+
+// Unwrap returns the cause (errors.Is and errors.As look through it).
+func (e *Error) Unwrap() error { return e.Cause }
 
 // cerr converts a shim error (malloc'ed C string or nil) into a Go error.
 func cerr(op string, p C.lt_err) error {

@@ -198,3 +198,16 @@ func TestCUDAUnavailable(t *testing.T) {
 		t.Errorf("RuntimeInfo = %+v", info)
 	}
 }
+
+// Errorf's %w wraps an error: the message includes it and Err unwraps to it.
+func TestErrorfWraps(t *testing.T) {
+	cause := errors.New("the cause")
+	err := torch.Errorf("block", "input: %w", cause).Err()
+	wantErr(t, "Errorf %w", err, "block", "input: the cause")
+	if !errors.Is(err, cause) {
+		t.Errorf("Errorf(%%w): %v does not unwrap to its cause", err)
+	}
+	if err := torch.Errorf("block", "plain %d", 3).Err(); errors.Unwrap(err) != nil || err.Error() != "torch: block: plain 3" {
+		t.Errorf("Errorf without %%w: %v (cause %v)", err, errors.Unwrap(err))
+	}
+}

@@ -6,7 +6,6 @@ package torch
 import "C"
 
 import (
-	"fmt"
 	"runtime"
 )
 
@@ -436,9 +435,4 @@ func (t *Tensor) Repeat(reps ...int64) *Tensor {
 // Flip reverses the given dimensions.
 func (t *Tensor) Flip(dims ...int64) *Tensor {
 	return call("flip", func(out *C.lt_tensor) C.lt_err { return C.lt_flip(t.h, i64ptr(dims), C.int(len(dims)), out) }, t)
-}
-
-// shapeErr builds an argument error tensor.
-func shapeErr(op string, format string, args ...any) *Tensor {
-	return errT(&Error{Op: op, Msg: fmt.Sprintf(format, args...)}, nil)
 }

@@ -7,6 +7,7 @@ package torch
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -105,9 +106,12 @@ func newT(h C.lt_tensor, s *Scope) *Tensor {
 func errT(err error, s *Scope) *Tensor { return &Tensor{err: err, scope: s} }
 
 // Errorf returns an error tensor with the given message; used by layers built
-// on this package to report argument errors the same way.
+// on this package to report argument errors the same way. As with fmt.Errorf,
+// a %w verb wraps an error: the message includes it and the result's Err
+// unwraps to it.
 func Errorf(op, format string, args ...any) *Tensor {
-	return errT(&Error{Op: op, Msg: fmt.Sprintf(format, args...)}, nil)
+	err := fmt.Errorf(format, args...)
+	return errT(&Error{Op: op, Msg: err.Error(), Cause: errors.Unwrap(err)}, nil)
 }
 
 func (t *Tensor) free() {

@@ -95,17 +95,6 @@ func (b *Bar) Finish() {
 	}
 }
 
-// Rate returns items per second so far.
-func (b *Bar) Rate() float64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	el := time.Since(b.start).Seconds()
-	if el <= 0 {
-		return 0
-	}
-	return float64(b.done) / el
-}
-
 // Line renders the bar's current text (without drawing it).
 func (b *Bar) Line() string {
 	b.mu.Lock()
