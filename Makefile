@@ -84,9 +84,12 @@ demo: build $(DEMO_PHOTOS)
 	./bin/lvnet version
 	./bin/lvnet demo --out $(DEMO) $(DEMO_PHOTOS)
 
+# The fuzz target reading whole torch.save files (zip, pickle, storages) runs
+# for 10 s; the other fuzz targets run their seeds with the tests.
 test: deps $(SHIM_LIB)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_LD) -count=1 -timeout 60m ./...
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzReadTorchArchive$$' -fuzztime 10s ./weights/
 
 bench: deps $(SHIM_LIB)
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -bench . -benchtime 3x ./torch/

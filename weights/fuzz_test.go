@@ -3,6 +3,9 @@ package weights
 import (
 	"archive/zip"
 	"bytes"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,5 +70,74 @@ func FuzzUnpickle(f *testing.F) {
 				t.Fatalf("unpickled an invalid array: %v", err)
 			}
 		}
+	})
+}
+
+// torchZipBytes returns a torch.save style archive (prefix "a/") holding
+// the pickle and the storages, with members stored or deflated.
+func torchZipBytes(pkl []byte, storages map[string][]byte, method uint16) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(name string, b []byte) {
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: "a/" + name, Method: method})
+		w.Write(b)
+	}
+	add("data.pkl", pkl)
+	for _, k := range slices.Sorted(maps.Keys(storages)) {
+		add("data/"+k, storages[k])
+	}
+	add("byteorder", []byte("little"))
+	zw.Close()
+	return buf.Bytes()
+}
+
+// FuzzReadTorchArchive feeds whole files to the torch.save reader: the zip
+// archive, the pickle and the storages. It checks that nothing panics, that
+// every tensor returned is valid, and (with the bomb tests) that hostile
+// files are refused quickly.
+func FuzzReadTorchArchive(f *testing.F) {
+	pkl := pk(opProto2, pDict(
+		pStr("w"), pTensor("FloatStorage", "0", 4, 0, []int32{2, 2}, []int32{1, 2}),
+		pStr("b"), pTensor("FloatStorage", "0", 4, 1, []int32{3}, []int32{1}),
+		pStr("n"), pTensor("LongStorage", "1", 1, 0, nil, nil),
+		pStr("epoch"), pInt(3),
+	), opStop)
+	st := map[string][]byte{"0": f32s(1, 2, 3, 4), "1": FromInt64([]int64{1}, []int64{7}).Data}
+	f.Add(torchZipBytes(pkl, st, zip.Store))
+	f.Add(torchZipBytes(pkl, st, zip.Deflate))
+	f.Add(torchZipBytes(pk(opProto2, pDict(pStr("w"), pTensor("FloatStorage", "0", 1, 0, []int32{1 << 20}, []int32{0})), opStop), st, zip.Store))
+	f.Add(torchZipBytes(pk(opProto2, strings.Repeat(opList, 100), opStop), nil, zip.Deflate))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := readTorchArchive(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		budget := 1 << 16 // values may be shared (a DAG): visit a bounded number
+		var walk func(v any)
+		walk = func(v any) {
+			if budget--; budget < 0 {
+				return
+			}
+			switch x := v.(type) {
+			case Array:
+				if err := x.Validate(); err != nil {
+					t.Fatalf("read an invalid array: %v", err)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			case Tuple:
+				for _, e := range x {
+					walk(e)
+				}
+			case Dict:
+				for _, it := range x {
+					walk(it.Key)
+					walk(it.Value)
+				}
+			}
+		}
+		walk(v)
 	})
 }

@@ -73,8 +73,16 @@ var dtypeSingletons = map[string]string{
 //
 // The result is made of nil, bool, int64 (*big.Int when larger), float64,
 // string, []byte, []any (lists and sets), [Tuple], [Dict] and [Array]
-// (tensors and parameters, as contiguous copies). torch.<dtype> globals
+// (tensors and parameters, contiguous; tensors that are the same view of a
+// storage, as tied weights are, share their Data). torch.<dtype> globals
 // come out as strings such as "torch.float32".
+//
+// A hostile or damaged file fails in bounded memory: the pickle may inflate
+// to at most [MaxPickleBytes] and is checked before it runs (the unpickler's
+// stack, memo and allocations are bounded); a storage is read only as far
+// as the tensors viewing it reach, never beyond what the pickle and the
+// archive member declare; and the tensors may not copy much more than the
+// storages hold (overlapping or zero-stride views of a small storage).
 func ReadTorchFile(path string) (any, error) {
 	v, err := readTorchFile(path)
 	if err != nil {
@@ -93,8 +101,13 @@ func readTorchFile(path string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readTorchArchive(f, st.Size())
+}
+
+// readTorchArchive reads a torch.save archive of size bytes from r.
+func readTorchArchive(r io.ReaderAt, size int64) (any, error) {
 	var magic [4]byte
-	n, _ := io.ReadFull(f, magic[:])
+	n, _ := r.ReadAt(magic[:], 0)
 	switch {
 	case n >= 2 && magic[0] == 'P' && magic[1] == 'K':
 	case n >= 1 && magic[0] == 0x80:
@@ -102,13 +115,16 @@ func readTorchFile(path string) (any, error) {
 	default:
 		return nil, errors.New("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
 	}
-	zr, err := zip.NewReader(f, st.Size())
+	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("bad zip archive: %w", err)
 	}
 	l := &torchLoader{files: map[string]*zip.File{}, storages: map[string]*storage{}}
 	var pkl *zip.File
 	for _, zf := range zr.File {
+		if zf.CompressedSize64 > uint64(size) {
+			return nil, fmt.Errorf("bad zip archive: member %s claims %d compressed bytes in a file of %d", zf.Name, zf.CompressedSize64, size)
+		}
 		l.files[zf.Name] = zf
 		dir, base, ok := strings.Cut(zf.Name, "/")
 		if !ok {
@@ -135,6 +151,11 @@ func readTorchFile(path string) (any, error) {
 		if s := strings.TrimSpace(string(b)); s != "little" {
 			return nil, fmt.Errorf("byte order %q not supported (only little-endian)", s)
 		}
+	}
+	if pkl.UncompressedSize64 > MaxPickleBytes {
+		// Refused before inflating anything: a checkpoint's pickle is a
+		// few hundred KB, a larger one is damaged or hostile.
+		return nil, fmt.Errorf("%s: the pickle inflates to %d bytes, more than the %d a checkpoint needs", pkl.Name, pkl.UncompressedSize64, MaxPickleBytes)
 	}
 	data, err := readZipFile(pkl, int64(pkl.UncompressedSize64))
 	if err != nil {
@@ -175,29 +196,53 @@ func loadPickle(u *pickle.Unpickler) (v any, err error) {
 	return u.Load()
 }
 
-// readZipFile reads the first n bytes of an archive member, refusing sizes
-// the member cannot hold: more than its declared size, or more than its
-// compressed size can expand to (deflate expands at most about 1032:1), so
-// that a damaged archive cannot make us allocate wildly.
-func readZipFile(zf *zip.File, n int64) ([]byte, error) {
+// checkZipSize refuses to read n bytes of an archive member that cannot
+// hold them: more than its declared size, or more than its compressed size
+// can expand to (deflate expands at most about 1032:1), so that a damaged
+// or hostile archive cannot make us allocate wildly.
+func checkZipSize(zf *zip.File, n int64) error {
 	if n < 0 || uint64(n) > zf.UncompressedSize64 {
-		return nil, fmt.Errorf("truncated: need %d bytes, archive member has %d", n, zf.UncompressedSize64)
+		return fmt.Errorf("truncated: need %d bytes, archive member has %d", n, zf.UncompressedSize64)
 	}
 	limit := zf.CompressedSize64
 	if zf.Method != zip.Store {
 		limit = limit*1032 + 1<<10
 	}
 	if uint64(n) > limit {
-		return nil, fmt.Errorf("archive member declares %d bytes but stores only %d compressed", zf.UncompressedSize64, zf.CompressedSize64)
+		return fmt.Errorf("archive member declares %d bytes but stores only %d compressed", zf.UncompressedSize64, zf.CompressedSize64)
+	}
+	return nil
+}
+
+// zipChunk is how much of an archive member is read before the whole of
+// what it declares is allocated: a member whose data falls short of its
+// header fails having cost at most this much.
+const zipChunk = 16 << 20
+
+// readZipFile reads the first n bytes of an archive member (see
+// checkZipSize). The zip reader itself refuses members that inflate to
+// more than they declare.
+func readZipFile(zf *zip.File, n int64) ([]byte, error) {
+	if err := checkZipSize(zf, n); err != nil {
+		return nil, err
 	}
 	r, err := zf.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	b := make([]byte, n)
+	b := make([]byte, min(n, zipChunk))
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, err
+	}
+	if n > int64(len(b)) {
+		all := make([]byte, n)
+		k := copy(all, b)
+		b = nil
+		if _, err := io.ReadFull(r, all[k:]); err != nil {
+			return nil, err
+		}
+		b = all
 	}
 	return b, nil
 }
@@ -229,21 +274,43 @@ type storageType struct{ name, dtype string }
 // dtypeValue is a torch.<dtype> singleton.
 type dtypeValue string
 
-// storage is the loaded content of one archive storage.
+// storage is one archive storage, read on demand: only as far as the
+// tensors viewing it reach.
 type storage struct {
+	l     *torchLoader
+	key   string
+	name  string // storage class, for messages
 	dtype string
 	numel int64
-	data  []byte
+	zf    *zip.File
+	data  []byte // its first len(data)/DTypeSize(dtype) elements
+	given bool   // data is held by a tensor made without a copy
+	views map[string]*Array
 }
+
+// Bounds on the tensors made from storages: their copies may take at most
+// maxViewCopies times the bytes read from the storages, plus viewSlack, so
+// that a small file cannot expand a storage into many large tensors
+// (overlapping views, zero strides). Real files copy at most once (a
+// transposed view beside the tensor) and repeat a view only to tie
+// weights, which share their bytes.
+const (
+	maxViewCopies = 2
+	viewSlack     = 16 << 20
+)
 
 // torchLoader resolves persistent storage references against the archive.
 type torchLoader struct {
 	prefix   string
 	files    map[string]*zip.File
 	storages map[string]*storage
+	loaded   int64 // bytes read from storages
+	copied   int64 // bytes of tensors copied out of storages
 }
 
 // persistentLoad resolves ('storage', storage_type, key, location, numel).
+// It checks the archive member against the declared size; the data is read
+// when a tensor views it.
 func (l *torchLoader) persistentLoad(pid any) (any, error) {
 	t, ok := pid.(*types.Tuple)
 	if !ok || t.Len() != 5 || t.Get(0) != "storage" {
@@ -269,13 +336,30 @@ func (l *torchLoader) persistentLoad(pid any) (any, error) {
 	if n > (1<<62)/size {
 		return nil, fmt.Errorf("storage %s: %d elements is too many", key, n)
 	}
-	data, err := readZipFile(zf, n*size)
-	if err != nil {
+	if err := checkZipSize(zf, n*size); err != nil {
 		return nil, fmt.Errorf("storage %s (%d x %s): %w", key, n, st.name, err)
 	}
-	s := &storage{dtype: st.dtype, numel: n, data: data}
+	s := &storage{l: l, key: key, name: st.name, dtype: st.dtype, numel: n, zf: zf, views: map[string]*Array{}}
 	l.storages[key] = s
 	return s, nil
+}
+
+// load makes sure the first n elements of s are read. A storage grows at
+// least twofold each time it is read again.
+func (s *storage) load(n int64) error {
+	es := int64(DTypeSize(s.dtype))
+	have := int64(len(s.data)) / es
+	if n <= have {
+		return nil
+	}
+	want := min(max(n, 2*have), s.numel)
+	b, err := readZipFile(s.zf, want*es)
+	if err != nil {
+		return fmt.Errorf("storage %s (%d x %s): %w", s.key, s.numel, s.name, err)
+	}
+	s.l.loaded += int64(len(b) - len(s.data))
+	s.data, s.given = b, false
+	return nil
 }
 
 // toInt64 converts a pickled integer.
@@ -310,7 +394,7 @@ func intTuple(v any) ([]int64, bool) {
 // storage_offset, size, stride, requires_grad, backward_hooks[, metadata]).
 type rebuildTensor struct{}
 
-// Call makes a contiguous copy of the view the arguments describe.
+// Call makes the tensor the arguments describe (see storage.view).
 func (rebuildTensor) Call(args ...any) (any, error) {
 	if len(args) < 4 {
 		return nil, fmt.Errorf("_rebuild_tensor_v2: %d arguments, want at least 4", len(args))
@@ -325,41 +409,100 @@ func (rebuildTensor) Call(args ...any) (any, error) {
 	if !ok1 || !ok2 || !ok3 || len(size) != len(stride) {
 		return nil, fmt.Errorf("_rebuild_tensor_v2: malformed offset, size or stride")
 	}
-	a, err := viewCopy(s, off, size, stride)
+	a, err := s.view(off, size, stride)
 	if err != nil {
 		return nil, fmt.Errorf("_rebuild_tensor_v2: %w", err)
 	}
-	return &a, nil
+	return a, nil
 }
 
-// viewCopy copies the strided view (offset, size, stride) of s into a new
-// contiguous array, checking that the view lies inside the storage.
-func viewCopy(s *storage, off int64, size, stride []int64) (Array, error) {
+// view returns the tensor of the strided view (offset, size, stride) of s,
+// checking that it lies inside the storage and reading the storage as far
+// as it reaches. The first tensor that covers exactly what was read of the
+// storage takes those bytes; other views are contiguous copies, except that
+// the same view asked again (tied weights) shares its bytes.
+func (s *storage) view(off int64, size, stride []int64) (*Array, error) {
+	key := fmt.Sprint(off, size, stride)
+	if a, ok := s.views[key]; ok {
+		return a, nil
+	}
+	last, err := viewLast(s.numel, off, size, stride)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := numel(size) // checked by viewLast
+	es := int64(DTypeSize(s.dtype))
+	a := &Array{DType: s.dtype, Shape: size}
+	switch {
+	case n == 0:
+		a.Data = []byte{}
+	default:
+		if err := s.load(last + 1); err != nil {
+			return nil, err
+		}
+		if !s.given && off == 0 && n*es == int64(len(s.data)) && contiguous(size, stride) {
+			a.Data, s.given = s.data, true
+			break
+		}
+		l := s.l
+		if l.copied+n*es > maxViewCopies*l.loaded+viewSlack {
+			return nil, fmt.Errorf("view (offset %d, size %v, stride %v) of storage %s: the file's tensors would copy %d bytes out of the %d its storages hold (overlapping or zero-stride views)",
+				off, size, stride, s.key, l.copied+n*es, l.loaded)
+		}
+		l.copied += n * es
+		a.Data = make([]byte, n*es)
+		copyView(a.Data, s.data, es, off, size, stride)
+	}
+	s.views[key] = a
+	return a, nil
+}
+
+// viewLast returns the last storage element of the strided view (offset,
+// size, stride) of a storage of numel elements, checking that the view lies
+// inside the storage (0 for an empty view).
+func viewLast(numel_, off int64, size, stride []int64) (int64, error) {
 	n, ok := numel(size)
 	if !ok {
-		return Array{}, fmt.Errorf("invalid size %v", size)
+		return 0, fmt.Errorf("invalid size %v", size)
 	}
 	if off < 0 {
-		return Array{}, fmt.Errorf("negative storage offset %d", off)
+		return 0, fmt.Errorf("negative storage offset %d", off)
 	}
-	es := int64(DTypeSize(s.dtype))
-	out := Array{DType: s.dtype, Shape: size, Data: make([]byte, n*es)}
 	if n == 0 {
-		return out, nil
+		return 0, nil
 	}
 	last := off
 	for i, d := range size {
 		if stride[i] < 0 {
-			return Array{}, fmt.Errorf("negative stride %v", stride)
+			return 0, fmt.Errorf("negative stride %v", stride)
 		}
-		if stride[i] > 0 && d-1 > (s.numel-last)/stride[i] {
-			return Array{}, fmt.Errorf("view (offset %d, size %v, stride %v) exceeds storage of %d elements", off, size, stride, s.numel)
+		if stride[i] > 0 && d-1 > (numel_-last)/stride[i] {
+			return 0, fmt.Errorf("view (offset %d, size %v, stride %v) exceeds storage of %d elements", off, size, stride, numel_)
 		}
 		last += (d - 1) * stride[i]
 	}
-	if last >= s.numel {
-		return Array{}, fmt.Errorf("view (offset %d, size %v, stride %v) exceeds storage of %d elements", off, size, stride, s.numel)
+	if last >= numel_ {
+		return 0, fmt.Errorf("view (offset %d, size %v, stride %v) exceeds storage of %d elements", off, size, stride, numel_)
 	}
+	return last, nil
+}
+
+// contiguous reports whether strides are the row-major ones of size.
+func contiguous(size, stride []int64) bool {
+	want := int64(1)
+	for i := len(size) - 1; i >= 0; i-- {
+		if size[i] != 1 && stride[i] != want {
+			return false
+		}
+		want *= size[i]
+	}
+	return true
+}
+
+// copyView copies the strided view (offset, size, stride) of data, whose
+// elements take es bytes, into dst, row-major; the view lies inside data
+// (viewLast) and is not empty.
+func copyView(dst, data []byte, es, off int64, size, stride []int64) {
 	// Copy runs of the innermost dimension when it is contiguous.
 	inner, innerStride := int64(1), int64(1)
 	if len(size) > 0 {
@@ -370,19 +513,18 @@ func viewCopy(s *storage, off int64, size, stride []int64) (Array, error) {
 		outer = size[:len(size)-1]
 	}
 	idx := make([]int64, len(outer))
-	dst := out.Data
 	for {
 		base := off
 		for i, j := range idx {
 			base += j * stride[i]
 		}
 		if innerStride == 1 {
-			k := copy(dst, s.data[base*es:(base+inner)*es])
+			k := copy(dst, data[base*es:(base+inner)*es])
 			dst = dst[k:]
 		} else {
 			for j := int64(0); j < inner; j++ {
 				p := (base + j*innerStride) * es
-				k := copy(dst, s.data[p:p+es])
+				k := copy(dst, data[p:p+es])
 				dst = dst[k:]
 			}
 		}
@@ -399,7 +541,6 @@ func viewCopy(s *storage, off int64, size, stride []int64) (Array, error) {
 			break
 		}
 	}
-	return out, nil
 }
 
 // rebuildParameter implements torch._utils._rebuild_parameter(data,
@@ -445,8 +586,12 @@ func (c *converter) convert(v any) (any, error) {
 		return []byte(*x), nil
 	case *Array:
 		return *x, nil
-	case *storage:
-		return Array{DType: x.dtype, Shape: []int64{x.numel}, Data: x.data}, nil
+	case *storage: // a storage pickled as a value: all of it
+		a, err := x.view(0, []int64{x.numel}, []int64{1})
+		if err != nil {
+			return nil, err
+		}
+		return *a, nil
 	case dtypeValue:
 		return string(x), nil
 	case *types.List, *types.Tuple, *types.Dict, *types.OrderedDict, *types.Set, *types.FrozenSet:
