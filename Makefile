@@ -64,6 +64,18 @@ $(SHIM_LIB): $(SHIM_OBJS)
 
 shim: $(SHIM_LIB)
 
+# staticcheck (honnef.co/go/tools) at a pinned version, installed into build/
+# on first use; a new version gets its own folder.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(BUILD)/tools/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+$(STATICCHECK):
+	GOBIN=$(abspath $(dir $@)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# The static checks: go vet and staticcheck over every package.
+vet: deps $(SHIM_LIB) $(STATICCHECK)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
 build: deps $(SHIM_LIB)
 	$(GO) build $(GOFLAGS_LD) -o bin/lvnet ./cmd/lvnet
 
@@ -86,8 +98,7 @@ demo: build $(DEMO_PHOTOS)
 
 # The fuzz target reading whole torch.save files (zip, pickle, storages) runs
 # for 10 s; the other fuzz targets run their seeds with the tests.
-test: deps $(SHIM_LIB)
-	$(GO) vet ./...
+test: deps $(SHIM_LIB) vet
 	$(GO) test $(GOFLAGS_LD) -count=1 -timeout 60m ./...
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzReadTorchArchive$$' -fuzztime 10s ./weights/
 

@@ -72,6 +72,10 @@ func selectSubset(ss []Sample, subset string, holdout float64) []Sample {
 // "033_097" (a forgery of target 033 with the face of source 097).
 var ffppID = regexp.MustCompile(`^(\d{3,4})(?:_(\d{3,4}))?(?:\.mp4)?$`)
 
+// SourceGroups returns, for each sample, the group a split keeps on one side
+// (see sourceGroups).
+func SourceGroups(ss []Sample) []string { return sourceGroups(ss) }
+
 // sourceGroups returns, for each sample, the group that must stay on one
 // side of a split: Sample.Group when set; for FaceForensics++ names the
 // connected component of the ids (033_097, 097_033, 033 and 097 are one

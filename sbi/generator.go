@@ -65,10 +65,11 @@ type GeneratorOptions struct {
 // implements data.Generator and data.Labeler: sample i blends face i (or,
 // with Reals, alternates reals and blends). It is safe for concurrent use.
 type Generator struct {
-	dir   string
-	opts  GeneratorOptions
-	faces []string // image paths
-	rel   []string // paths relative to dir (cache keys)
+	dir    string
+	opts   GeneratorOptions
+	faces  []string // image paths
+	rel    []string // paths relative to dir (cache keys)
+	groups []string // source groups of the faces of an index (nil for a folder)
 
 	mu            sync.Mutex
 	lms           []*[face.NumLandmarks][2]float32 // nil: unknown
@@ -131,10 +132,21 @@ func (g *Generator) listIndex(path string) error {
 	if err != nil {
 		return fmt.Errorf("sbi generator: %w", err)
 	}
-	for _, e := range es {
+	// Source groups over every entry (fakes tie FaceForensics++ reals to
+	// their pairs), so that subset= splits as the index: spec does.
+	all := make([]data.Sample, len(es))
+	for i, e := range es {
+		all[i] = data.Sample{Video: e.Video}
+		if e.Video == "" {
+			all[i].Video = e.Image
+		}
+	}
+	groups := data.SourceGroups(all)
+	for i, e := range es {
 		if e.Label != 0 {
 			continue
 		}
+		g.groups = append(g.groups, groups[i])
 		p := e.Image
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(g.dir, filepath.FromSlash(p))
@@ -210,7 +222,9 @@ func (g *Generator) selectFaces() {
 			return true
 		}
 		group := g.rel[i]
-		if dfdc {
+		if g.groups != nil {
+			group = g.groups[i]
+		} else if dfdc {
 			group = "dfdc/" + strings.TrimSuffix(path.Base(group), path.Ext(group))
 		}
 		holdout := g.opts.Holdout
@@ -236,6 +250,13 @@ func (g *Generator) selectFaces() {
 	lms, noFace := make([]*[face.NumLandmarks][2]float32, len(idx)), make([]bool, len(idx))
 	for k, i := range idx {
 		faces[k], rel[k], lms[k], noFace[k] = g.faces[i], g.rel[i], g.lms[i], g.noFace[i]
+	}
+	if g.groups != nil {
+		groups := make([]string, len(idx))
+		for k, i := range idx {
+			groups[k] = g.groups[i]
+		}
+		g.groups = groups
 	}
 	g.faces, g.rel, g.lms, g.noFace = faces, rel, lms, noFace
 }

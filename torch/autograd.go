@@ -37,7 +37,7 @@ func (t *Tensor) Backward() error { return t.BackwardWith(nil, false) }
 // the option to keep the graph for a second pass.
 func (t *Tensor) BackwardWith(grad *Tensor, retainGraph bool) error {
 	if grad != nil {
-		if err, _ := pick(t, grad); err != nil {
+		if _, err := pick(t, grad); err != nil {
 			return err
 		}
 	} else if err := t.Err(); err != nil {

@@ -50,7 +50,7 @@ func (t *Tensor) Detach() *Tensor {
 // CopyFrom copies src into t in place (no autograd record). Shapes must
 // broadcast; types convert.
 func (t *Tensor) CopyFrom(src *Tensor) error {
-	if err, _ := pick(t, src); err != nil {
+	if _, err := pick(t, src); err != nil {
 		return err
 	}
 	err := cerr("copy_", C.lt_copy_(t.h, src.h))
@@ -275,7 +275,7 @@ func (t *Tensor) Amin(keepdim bool, dims ...int64) *Tensor {
 
 // MaxDim returns the maxima along dim and their indices.
 func (t *Tensor) MaxDim(dim int64, keepdim bool) (values, indices *Tensor) {
-	if err, _ := pick(t); err != nil {
+	if _, err := pick(t); err != nil {
 		return errT(err, nil), errT(err, nil)
 	}
 	var v, i C.lt_tensor
@@ -340,7 +340,7 @@ func handles(op string, ts []*Tensor) ([]C.lt_tensor, error) {
 	if len(ts) == 0 {
 		return nil, &Error{Op: op, Msg: "no tensors"}
 	}
-	if err, _ := pick(ts...); err != nil {
+	if _, err := pick(ts...); err != nil {
 		return nil, err
 	}
 	hs := make([]C.lt_tensor, len(ts))

@@ -156,28 +156,24 @@ func (t *Tensor) Scope() *Scope {
 	return t.scope
 }
 
-// pick returns the first error among ts and the first non-nil scope.
-func pick(ts ...*Tensor) (error, *Scope) {
+// pick returns the first non-nil scope among ts, or the first error.
+func pick(ts ...*Tensor) (*Scope, error) {
 	var s *Scope
 	for _, t := range ts {
 		if err := t.Err(); err != nil {
-			var sc *Scope
-			if t != nil {
-				sc = t.scope
-			}
-			return err, sc
+			return nil, err
 		}
 		if s == nil && t.scope != nil {
 			s = t.scope
 		}
 	}
-	return nil, s
+	return s, nil
 }
 
 // call runs a shim function producing one tensor from the operands ts, with
 // sticky-error and scope handling. Operands are kept alive across the call.
 func call(op string, f func(out *C.lt_tensor) C.lt_err, ts ...*Tensor) *Tensor {
-	err, s := pick(ts...)
+	s, err := pick(ts...)
 	if err != nil {
 		return errT(err, nil)
 	}

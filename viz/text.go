@@ -25,7 +25,7 @@ func newFace(bold bool, px float64) (font.Face, error) {
 	}
 	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: px, DPI: 72, Hinting: font.HintingFull})
 	if err != nil {
-		return nil, fmt.Errorf("Go font at %.0f px: %w", px, err)
+		return nil, fmt.Errorf("font face at %.0f px: %w", px, err)
 	}
 	return face, nil
 }
