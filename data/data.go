@@ -288,17 +288,17 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		}
 		ss, err = d.openDFB(path, q)
 	case hasColon && name == "folder":
-		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout", "method"); err != nil {
 			return nil, err
 		}
 		ss, err = d.openFolder(path)
 	case hasColon && name == "index":
-		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout", "method"); err != nil {
 			return nil, err
 		}
 		ss, err = d.openIndex(path)
 	case hasColon && name == "dfdc":
-		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout"); err != nil {
+		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout", "method"); err != nil {
 			return nil, err
 		}
 		ss, err = d.openDFDC(path)
@@ -314,7 +314,7 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		if isDFB {
 			path, q, err = parseQuery(part, part, "dataset", "split", "compression", "root", "every")
 		} else {
-			path, q, err = parseQuery(part, part, "every", "subset", "holdout")
+			path, q, err = parseQuery(part, part, "every", "subset", "holdout", "method")
 		}
 		if err != nil {
 			return nil, err
@@ -340,6 +340,9 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		return nil, err
 	}
 	ss = selectSubset(ss, subset, holdout)
+	if v := q.Get("method"); v != "" && !strings.HasPrefix(part, "ffpp:") {
+		ss = selectMethods(ss, strings.Split(v, ","))
+	}
 	every := d.opts.Every
 	if v := q.Get("every"); v != "" {
 		every, _ = strconv.Atoi(v) // checked by parseQuery

@@ -30,8 +30,8 @@
 //	NAME:ARG (e.g. sbi:DIR)
 //	    A generated source registered in Options.Generators.
 //
-// Folder, index and dfdc specs take subset=train|val (holdout=F, default
-// 0.15): a split by source, decided by a hash of each sample's group so that
+// Folder, index and dfdc specs take method=M1,M2 (the reals and the fakes of
+// those methods only) and subset=train|val (holdout=F, default 0.15): a split by source, decided by a hash of each sample's group so that
 // it is stable when data is added. The group is the DFDC original, the
 // connected FaceForensics++ ids (033_097, 097_033, 033 and 097 together), or
 // else the video.

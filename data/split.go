@@ -208,3 +208,19 @@ func (d *Dataset) openDFDC(dir string) ([]Sample, error) {
 	}
 	return ss, nil
 }
+
+// selectMethods keeps the reals and the fakes of the named methods (case
+// insensitive): one forgery method against all reals.
+func selectMethods(ss []Sample, methods []string) []Sample {
+	out := ss[:0:0]
+	for _, s := range ss {
+		keep := s.Label == 0
+		for _, m := range methods {
+			keep = keep || strings.EqualFold(strings.TrimSpace(m), s.Method)
+		}
+		if keep {
+			out = append(out, s)
+		}
+	}
+	return out
+}

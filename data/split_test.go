@@ -133,3 +133,11 @@ func TestSourceGroupsFFPP(t *testing.T) {
 		t.Errorf("holdout 0.2 kept %d of 10000 groups", n)
 	}
 }
+
+func TestSelectMethods(t *testing.T) {
+	ss := []Sample{{Label: 0, Method: "youtube"}, {Label: 1, Method: "Deepfakes"}, {Label: 1, Method: "Face2Face"}, {Label: 1, Method: "FaceSwap"}}
+	got := selectMethods(ss, []string{"deepfakes", " FaceSwap"})
+	if len(got) != 3 || got[0].Method != "youtube" || got[1].Method != "Deepfakes" || got[2].Method != "FaceSwap" {
+		t.Fatalf("selectMethods: %+v", got)
+	}
+}
