@@ -11,10 +11,14 @@ import (
 // request waiting (answered 503 with Retry-After).
 var errBusy = errors.New("the server is busy")
 
-// gate bounds the work of the server: at most slots analyses run at once,
-// and at most slots+queue requests are admitted (uploading, waiting or
-// running). It is safe for concurrent use.
+// gate bounds the work of the server: at most maxUploads requests read
+// their bodies at once, at most slots analyses run at once, and at most
+// slots+queue requests whose upload is complete are admitted (waiting or
+// running). Uploads do not hold an admission place, so clients that send
+// slowly cannot keep others from being served. It is safe for concurrent
+// use.
 type gate struct {
+	uploads chan struct{} // requests reading their body
 	tickets chan struct{} // admitted requests
 	slots   chan struct{} // running analyses
 
@@ -22,9 +26,31 @@ type gate struct {
 	waiting int // admitted requests waiting for a slot
 }
 
-func newGate(slots, queue int) *gate {
-	return &gate{tickets: make(chan struct{}, slots+queue), slots: make(chan struct{}, slots)}
+func newGate(slots, queue, maxUploads int) *gate {
+	return &gate{uploads: make(chan struct{}, maxUploads), tickets: make(chan struct{}, slots+queue), slots: make(chan struct{}, slots)}
 }
+
+// full reports whether every admission place is taken (a request arriving
+// now would be turned away once its upload is read).
+func (g *gate) full() bool { return len(g.tickets) == cap(g.tickets) }
+
+// startUpload takes an upload place without waiting; false when too many
+// requests are reading their body. A true result must be paired with
+// endUpload.
+func (g *gate) startUpload() bool {
+	select {
+	case g.uploads <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// endUpload returns an upload place.
+func (g *gate) endUpload() { <-g.uploads }
+
+// uploading returns the number of requests reading their body.
+func (g *gate) uploading() int { return len(g.uploads) }
 
 // admit takes a ticket without waiting; false when the server is full.
 // A true result must be paired with leave.

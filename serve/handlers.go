@@ -38,8 +38,10 @@ type Health struct {
 	Aligned        bool           `json:"aligned"`   // default of the aligned query parameter
 	Running        int            `json:"running"`
 	Queued         int            `json:"queued"`
+	Uploading      int            `json:"uploading"` // requests reading their body (not yet admitted)
 	MaxConcurrent  int            `json:"max_concurrent"`
 	QueueLen       int            `json:"queue_len"`
+	MaxUploads     int            `json:"max_uploads"`
 	MaxUploadBytes int64          `json:"max_upload_bytes"`
 	Uptime         float64        `json:"uptime_s"`
 }
@@ -70,20 +72,15 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 			msg: fmt.Sprintf("the upload has %d bytes, the limit is %s", r.ContentLength, formatBytes(s.cfg.MaxUploadBytes))})
 		return
 	}
-	if !s.gate.admit() {
+	if s.gate.full() {
+		// Turned away before the body is read: it would be after.
 		writeError(w, s.busy("the server is busy: too many requests are waiting"))
 		return
 	}
-	defer s.gate.leave()
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	if dl, ok := ctx.Deadline(); ok {
-		// Not every ResponseWriter supports deadlines (httptest's does not).
-		_ = http.NewResponseController(w).SetReadDeadline(dl)
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
-	up, err := readUpload(r, s.cfg.TempDir)
+	up, err := s.receive(ctx, w, r)
 	if err != nil {
 		var ae *apiError
 		switch {
@@ -98,6 +95,12 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.upload(up.size)
+	if !s.gate.admit() {
+		up.cleanup()
+		writeError(w, s.busy("the server is busy: too many requests are waiting"))
+		return
+	}
+	defer s.gate.leave()
 
 	if err := s.gate.acquire(ctx, s.cfg.QueueWait); err != nil {
 		up.cleanup()
@@ -122,13 +125,28 @@ func (s *Server) handleDetect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Response{Response: detect.Response{Results: []*detect.Result{res}}, Model: s.cfg.ModelInfo, Elapsed: elapsed.Seconds()})
 }
 
+// receive reads the upload of a detection request in an upload place (503
+// when none is free), bounding its size, the time it may stall and its
+// rate (Config.UploadIdleTimeout, MinUploadRate).
+func (s *Server) receive(ctx context.Context, w http.ResponseWriter, r *http.Request) (*upload, error) {
+	if !s.gate.startUpload() {
+		return nil, s.busy("the server is busy: too many uploads in progress")
+	}
+	defer s.gate.endUpload()
+	dl, _ := ctx.Deadline()
+	body := &uploadReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes), rc: http.NewResponseController(w),
+		start: time.Now(), end: dl, idle: s.cfg.UploadIdleTimeout, minRate: s.cfg.MinUploadRate}
+	r.Body = body
+	return readUpload(r, s.cfg.TempDir)
+}
+
 // analyze runs the analyzer on up in an analysis slot that it releases. The
 // analysis runs in its own goroutine so that the request can be answered at
 // its deadline even when the analyzer is slow to notice; the slot and the
 // temporary file are freed when the analyzer returns.
 func (s *Server) analyze(ctx context.Context, up *upload, opts detect.Options) (*detect.Result, time.Duration, error) {
 	in := detect.Input{Name: up.name, Size: up.size}
-	if up.kind == kindImage {
+	if up.path == "" {
 		in.Data = bytes.NewReader(up.data)
 	} else {
 		in.Path = up.path
@@ -358,8 +376,9 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	running, waiting, _ := s.gate.load()
 	writeJSON(w, http.StatusOK, Health{
 		Status: "ok", Model: s.cfg.ModelInfo, Threshold: s.threshold(), Aligned: s.cfg.Options.Aligned, Running: running, Queued: waiting,
-		MaxConcurrent: s.cfg.MaxConcurrent, QueueLen: s.cfg.QueueLen, MaxUploadBytes: s.cfg.MaxUploadBytes,
-		Uptime: time.Since(s.metrics.startTime).Seconds(),
+		Uploading: s.gate.uploading(), MaxConcurrent: s.cfg.MaxConcurrent, QueueLen: s.cfg.QueueLen, MaxUploads: s.cfg.MaxUploads,
+		MaxUploadBytes: s.cfg.MaxUploadBytes,
+		Uptime:         time.Since(s.metrics.startTime).Seconds(),
 	})
 }
 
@@ -380,7 +399,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	var b bytes.Buffer
 	running, waiting, admitted := s.gate.load()
-	if err := s.metrics.write(&b, running, waiting, admitted); err != nil {
+	if err := s.metrics.write(&b, running, waiting, admitted, s.gate.uploading()); err != nil {
 		writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal", msg: "internal error: " + err.Error()})
 		return
 	}

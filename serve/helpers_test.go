@@ -54,6 +54,7 @@ type fakeAnalyzer struct {
 	inputs     []detect.Input
 	opts       []detect.Options
 	videoSeen  []string // paths of videos, checked to exist during the analysis
+	imageSeen  []string // paths of spooled images, read during the analysis
 }
 
 func (f *fakeAnalyzer) Analyze(ctx context.Context, in detect.Input, opts detect.Options) (*detect.Result, error) {
@@ -100,7 +101,16 @@ func (f *fakeAnalyzer) Analyze(ctx context.Context, in detect.Input, opts detect
 		}
 		return "real"
 	}
-	if in.Data == nil {
+	var b []byte
+	if in.Data == nil && !media.IsVideo(in.Path) { // a spooled image
+		var err error
+		if b, err = os.ReadFile(in.Path); err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		f.imageSeen = append(f.imageSeen, in.Path)
+		f.mu.Unlock()
+	} else if in.Data == nil {
 		if _, err := os.Stat(in.Path); err == nil {
 			f.mu.Lock()
 			f.videoSeen = append(f.videoSeen, in.Path)
@@ -131,9 +141,11 @@ func (f *fakeAnalyzer) Analyze(ctx context.Context, in detect.Input, opts detect
 		res.Faces = []detect.Face{{ID: 0, PFake: res.PFake, Label: res.Label, NumFrames: info.Frames, MaxPFake: 0.75}}
 		return res, nil
 	}
-	b, err := io.ReadAll(in.Data)
-	if err != nil {
-		return nil, err
+	if b == nil {
+		var err error
+		if b, err = io.ReadAll(in.Data); err != nil {
+			return nil, err
+		}
 	}
 	img, err := media.DecodeImageBytes(b, in.Name)
 	if err != nil {

@@ -86,8 +86,9 @@ func (m *metrics) meanLatency() time.Duration {
 }
 
 // write prints the metrics in the Prometheus text exposition format
-// (version 0.0.4); running, waiting and admitted are the gate's load.
-func (m *metrics) write(w io.Writer, running, waiting, admitted int) error {
+// (version 0.0.4); running, waiting, admitted and uploading are the gate's
+// load.
+func (m *metrics) write(w io.Writer, running, waiting, admitted, uploading int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := &promWriter{w: w}
@@ -118,8 +119,10 @@ func (m *metrics) write(w io.Writer, running, waiting, admitted int) error {
 	p.sample("lvnet_inferences_in_flight", "", float64(running))
 	p.family("lvnet_queue_length", "gauge", "Requests waiting for an analysis slot.")
 	p.sample("lvnet_queue_length", "", float64(waiting))
-	p.family("lvnet_requests_in_flight", "gauge", "Detection requests admitted: uploading, waiting or running.")
+	p.family("lvnet_requests_in_flight", "gauge", "Detection requests admitted (upload received): waiting or running.")
 	p.sample("lvnet_requests_in_flight", "", float64(admitted))
+	p.family("lvnet_uploads_in_progress", "gauge", "Detection requests reading their upload, not yet admitted.")
+	p.sample("lvnet_uploads_in_progress", "", float64(uploading))
 
 	p.family("lvnet_faces_analysed_total", "counter", "Faces (tracks, in videos) in the results.")
 	p.sample("lvnet_faces_analysed_total", "", float64(m.faces))

@@ -137,7 +137,7 @@ func TestMetricsFormat(t *testing.T) {
 	m.analysis(30*time.Millisecond, "fake", 2, "")
 	m.analysis(3*time.Second, "", 0, "internal")
 	var b bytes.Buffer
-	if err := m.write(&b, 1, 2, 3); err != nil {
+	if err := m.write(&b, 1, 2, 3, 4); err != nil {
 		t.Fatal(err)
 	}
 	got := parseMetrics(t, b.Bytes())

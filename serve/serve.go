@@ -26,6 +26,20 @@ type Config struct {
 	// QueueWait bounds the time a request waits in the queue before it is
 	// answered 503 (default 1 minute).
 	QueueWait time.Duration
+	// MaxUploads is the number of requests that may read their body at
+	// once (default 16). Uploads do not take an analysis or queue place:
+	// a request is admitted once its body is read. Requests beyond it are
+	// answered 503 at once. Each keeps at most 16 MiB in memory (larger
+	// images are spooled to TempDir, as videos are).
+	MaxUploads int
+	// UploadIdleTimeout ends an upload that sends nothing for this long
+	// (default 20 seconds), and is the grace period before MinUploadRate
+	// applies. The answer is 408.
+	UploadIdleTimeout time.Duration
+	// MinUploadRate ends an upload that, past UploadIdleTimeout, has sent
+	// less than this many bytes per second on average since it began
+	// (default 8 KiB/s; negative: no minimum). The answer is 408.
+	MinUploadRate int64
 	// RequestTimeout bounds a whole request: upload, queue and analysis
 	// (default 5 minutes). Past it the answer is 504.
 	RequestTimeout time.Duration
@@ -50,12 +64,15 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultMaxUploadBytes  = 200 << 20
-	DefaultMaxConcurrent   = 1
-	DefaultQueueLen        = 4
-	DefaultQueueWait       = time.Minute
-	DefaultRequestTimeout  = 5 * time.Minute
-	DefaultShutdownTimeout = time.Minute
+	DefaultMaxUploadBytes    = 200 << 20
+	DefaultMaxConcurrent     = 1
+	DefaultQueueLen          = 4
+	DefaultQueueWait         = time.Minute
+	DefaultMaxUploads        = 16
+	DefaultUploadIdleTimeout = 20 * time.Second
+	DefaultMinUploadRate     = 8 << 10
+	DefaultRequestTimeout    = 5 * time.Minute
+	DefaultShutdownTimeout   = time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -73,6 +90,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueWait <= 0 {
 		c.QueueWait = DefaultQueueWait
+	}
+	if c.MaxUploads <= 0 {
+		c.MaxUploads = DefaultMaxUploads
+	}
+	if c.UploadIdleTimeout <= 0 {
+		c.UploadIdleTimeout = DefaultUploadIdleTimeout
+	}
+	switch {
+	case c.MinUploadRate == 0:
+		c.MinUploadRate = DefaultMinUploadRate
+	case c.MinUploadRate < 0:
+		c.MinUploadRate = 0
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -109,7 +138,7 @@ func New(a detect.Analyzer, cfg Config) *Server {
 	s := &Server{
 		an:      a,
 		cfg:     cfg,
-		gate:    newGate(cfg.MaxConcurrent, cfg.QueueLen),
+		gate:    newGate(cfg.MaxConcurrent, cfg.QueueLen, cfg.MaxUploads),
 		metrics: newMetrics(),
 		heat:    newHeatStore(cfg.HeatmapCacheBytes, cfg.HeatmapTTL),
 	}
@@ -148,9 +177,10 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		// The handler sets its own read deadline for the upload; these
-		// bound what is left (a stuck client, a slow reader).
-		ReadTimeout:  s.cfg.RequestTimeout + 10*time.Second,
+		// The detection handler sets its own read deadlines while it reads
+		// an upload (Config.UploadIdleTimeout, MinUploadRate); this bounds
+		// the bodies no handler reads.
+		ReadTimeout:  s.cfg.UploadIdleTimeout + 10*time.Second,
 		WriteTimeout: s.cfg.RequestTimeout + 30*time.Second,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),

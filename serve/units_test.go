@@ -115,7 +115,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestGate(t *testing.T) {
-	g := newGate(2, 1)
+	g := newGate(2, 1, 4)
 	for i := 0; i < 3; i++ {
 		if !g.admit() {
 			t.Fatalf("admit %d refused, want 3 tickets", i)
@@ -152,6 +152,21 @@ func TestGate(t *testing.T) {
 	g.leave()
 	if !g.admit() {
 		t.Error("a ticket was returned but admit still refuses")
+	}
+	if !g.full() {
+		t.Error("every ticket taken but full is false")
+	}
+	for i := 0; i < 4; i++ {
+		if !g.startUpload() {
+			t.Fatalf("upload %d refused, want 4 places", i)
+		}
+	}
+	if g.startUpload() || g.uploading() != 4 {
+		t.Errorf("a 5th upload was let in (%d uploading)", g.uploading())
+	}
+	g.endUpload()
+	if !g.startUpload() {
+		t.Error("an upload place was returned but startUpload still refuses")
 	}
 }
 

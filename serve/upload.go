@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -45,6 +46,11 @@ func (u *upload) cleanup() {
 
 // sniffHead is how many bytes are looked at to tell the format.
 const sniffHead = 512
+
+// uploadMemory is the most of an upload kept in memory: larger images are
+// spooled to a temporary file, as videos always are. (A variable for the
+// tests.)
+var uploadMemory int64 = 16 << 20
 
 // sniff tells the kind and format of a file from its first bytes and the
 // extension of its (client) name. When it is neither a supported image nor
@@ -134,11 +140,15 @@ func displayName(name string) string {
 	return s
 }
 
-// readUpload reads the file of a detection request: the "file" part (or
-// the first file part) of a multipart/form-data body, else the whole body,
-// named by the "name" query parameter. The body must already be bounded
-// (http.MaxBytesReader). Videos are written to a new temporary file in
-// tmpDir that the caller removes with cleanup.
+// readUpload reads the file of a detection request: the part named "file"
+// of a multipart/form-data body (or, when there is none, its only file
+// part), else the whole body, named by the "name" query parameter. The
+// choice does not depend on the order of the parts: other file parts are
+// read and dropped when a "file" part exists; two "file" parts, or several
+// file parts none of which is named "file", are refused. The body must
+// already be bounded (http.MaxBytesReader). Videos, and images larger than
+// uploadMemory, are written to a new temporary file in tmpDir that the
+// caller removes with cleanup.
 func readUpload(r *http.Request, tmpDir string) (*upload, error) {
 	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "multipart/form-data" {
@@ -148,46 +158,92 @@ func readUpload(r *http.Request, tmpDir string) (*upload, error) {
 		return nil, badInput("bad_multipart", "multipart/form-data body without a boundary")
 	}
 	mr := multipart.NewReader(r.Body, params["boundary"])
-	var up *upload
+	// The "file" part and the first other file part, each an upload or
+	// the reason it cannot be analysed (known only once the body is read).
+	var named, other *candidate
+	nNamed, nOther := 0, 0
+	drop := func(c *candidate) {
+		if c != nil {
+			c.up.cleanup()
+		}
+	}
+	defer func() { // whatever is not returned
+		drop(named)
+		drop(other)
+	}()
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			up.cleanup()
 			return nil, bodyError(err, "malformed multipart body")
 		}
-		isFile := part.FileName() != "" || part.FormName() == "file"
-		if !isFile {
-			// Other form fields are not used: options are query parameters.
+		isNamed := part.FormName() == "file"
+		keep := false
+		switch {
+		case isNamed:
+			nNamed++
+			keep = nNamed == 1
+		case part.FileName() != "":
+			nOther++
+			keep = nOther == 1 && nNamed == 0
+		}
+		if !keep {
+			// Other form fields are not used (options are query
+			// parameters), nor are file parts beside the chosen one.
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				up.cleanup()
 				return nil, bodyError(err, "malformed multipart body")
 			}
 			continue
-		}
-		if up != nil {
-			up.cleanup()
-			return nil, badInput("too_many_files", "send one file per request")
 		}
 		name := part.FileName()
 		if name == "" {
 			name = r.URL.Query().Get("name")
 		}
-		up, err = readFile(part, displayName(name), tmpDir)
-		if err != nil {
-			return nil, err
+		up, err := readFile(part, displayName(name), tmpDir)
+		var ae *apiError
+		if err != nil && !(errors.As(err, &ae) && partError[ae.code]) {
+			return nil, err // the body, not the part, went wrong
+		}
+		c := &candidate{up: up, err: err}
+		if isNamed {
+			named = c
+			drop(other) // the "file" part wins
+			other = nil
+		} else {
+			other = c
 		}
 	}
-	if up == nil {
+	var c *candidate
+	switch {
+	case nNamed > 1:
+		return nil, badInput("too_many_files", `send one file per request: the form has several parts named "file"`)
+	case nNamed == 1:
+		c, named = named, nil
+	case nOther > 1:
+		return nil, badInput("too_many_files", `send one file per request, or name the one to analyse "file": the form has several file parts`)
+	case nOther == 1:
+		c, other = other, nil
+	default:
 		return nil, badInput("no_file", `the form has no file: send it in a part named "file"`)
 	}
-	return up, nil
+	return c.up, c.err
 }
 
-// readFile reads one file from rd, keeping an image in memory and spooling a
-// video to a temporary file.
+// candidate is a file part read: its upload, or why it cannot be analysed.
+type candidate struct {
+	up  *upload
+	err error
+}
+
+// partError lists the codes of readFile's errors that concern the file
+// sent, not the body: they are answered only if that part is the one used.
+var partError = map[string]bool{"empty": true, "unsupported_media": true}
+
+// readFile reads one file from rd, keeping an image of at most
+// uploadMemory bytes in memory and spooling a larger one, or a video, to
+// a temporary file.
 func readFile(rd io.Reader, name, tmpDir string) (*upload, error) {
 	br := bufio.NewReaderSize(rd, sniffHead)
 	head, err := br.Peek(sniffHead)
@@ -203,20 +259,25 @@ func readFile(rd io.Reader, name, tmpDir string) (*upload, error) {
 			msg: fmt.Sprintf("%s: not an image or a video (%s)", name, why)}
 	}
 	up := &upload{name: name, kind: kind, format: format}
+	var first io.Reader = br
 	if kind == kindImage {
-		up.data, err = io.ReadAll(br)
+		up.data, err = io.ReadAll(io.LimitReader(br, uploadMemory+1))
 		if err != nil {
 			return nil, bodyError(err, name+": reading the upload")
 		}
-		up.size = int64(len(up.data))
-		return up, nil
+		if int64(len(up.data)) <= uploadMemory {
+			up.size = int64(len(up.data))
+			return up, nil
+		}
+		first = io.MultiReader(bytes.NewReader(up.data), br)
+		up.data = nil
 	}
-	f, err := os.CreateTemp(tmpDir, "lvnet-upload-*"+videoSuffix(format))
+	f, err := os.CreateTemp(tmpDir, "lvnet-upload-*"+fileSuffix(format))
 	if err != nil {
 		return nil, fmt.Errorf("spool upload: %w", err)
 	}
 	up.path = f.Name()
-	up.size, err = io.Copy(f, br)
+	up.size, err = io.Copy(f, first)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("spool upload: %w", cerr)
 	}
@@ -229,6 +290,102 @@ func readFile(rd io.Reader, name, tmpDir string) (*upload, error) {
 		return nil, bodyError(err, name+": reading the upload")
 	}
 	return up, nil
+}
+
+// fileSuffix is the extension given to a spooled upload of a format, so
+// that ffmpeg and the image decoder guess right where the contents do not
+// tell.
+func fileSuffix(format string) string {
+	switch format {
+	case "JPEG":
+		return ".jpg"
+	case "PNG", "GIF", "BMP":
+		return "." + strings.ToLower(format)
+	case "WebP":
+		return ".webp"
+	}
+	return videoSuffix(format)
+}
+
+// uploadReader reads a request body, ending an upload that stalls or
+// trickles: each read must end by a deadline that allows idle time and,
+// past a first idle period, an average of minRate bytes per second since
+// the upload began; and by the request's deadline. The deadline is set on
+// the connection, so that a client that sends nothing is cut off too;
+// where the connection has no deadlines (tests through httptest's
+// recorder), slow reads are caught when they return.
+type uploadReader struct {
+	r          io.ReadCloser
+	rc         *http.ResponseController
+	start, end time.Time // the upload's start, the request's deadline (zero: none)
+	idle       time.Duration
+	minRate    int64 // bytes per second, 0 for no minimum
+	n          int64 // bytes read
+	noDeadline bool
+	ended      bool // a read returned an error (io.EOF at the end)
+}
+
+// Reasons for an upload's deadline.
+const (
+	dlRequest = iota // the request's deadline
+	dlIdle           // nothing sent for the idle time
+	dlRate           // below the minimum rate
+)
+
+// deadline returns when the next read must have ended, and why.
+func (u *uploadReader) deadline(now time.Time) (time.Time, int) {
+	dl, why := now.Add(u.idle), dlIdle
+	if u.minRate > 0 {
+		due := u.start.Add(u.idle + time.Duration(float64(u.n+1)/float64(u.minRate)*float64(time.Second)))
+		if due.Before(dl) {
+			dl, why = due, dlRate
+		}
+	}
+	if !u.end.IsZero() && u.end.Before(dl) {
+		dl, why = u.end, dlRequest
+	}
+	return dl, why
+}
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	if u.ended {
+		// Past the end of the body the server reads the connection (to
+		// see the client go): its deadline is not ours to set.
+		return u.r.Read(p)
+	}
+	now := time.Now()
+	dl, why := u.deadline(now)
+	if !now.Before(dl) {
+		return 0, u.slow(why, now)
+	}
+	if !u.noDeadline {
+		if err := u.rc.SetReadDeadline(dl); err != nil {
+			u.noDeadline = true
+		}
+	}
+	n, err := u.r.Read(p)
+	u.n += int64(n)
+	u.ended = err != nil
+	late := errors.Is(err, os.ErrDeadlineExceeded) || (u.noDeadline && err == nil && time.Now().After(dl))
+	if late {
+		return n, u.slow(why, time.Now())
+	}
+	return n, err
+}
+
+func (u *uploadReader) Close() error { return u.r.Close() }
+
+// slow is the error ending an upload past its deadline.
+func (u *uploadReader) slow(why int, now time.Time) error {
+	switch why {
+	case dlIdle:
+		return &apiError{status: http.StatusRequestTimeout, code: "upload_stalled",
+			msg: fmt.Sprintf("the upload stalled: nothing received for %v (after %d bytes)", u.idle, u.n)}
+	case dlRate:
+		return &apiError{status: http.StatusRequestTimeout, code: "upload_too_slow",
+			msg: fmt.Sprintf("the upload is too slow: %d bytes in %v, the minimum is %s/s", u.n, now.Sub(u.start).Round(100*time.Millisecond), formatBytes(u.minRate))}
+	}
+	return os.ErrDeadlineExceeded // the request's timeout: answered 408 upload_timeout
 }
 
 // videoSuffix is the extension given to a spooled video of a format, so
@@ -262,8 +419,16 @@ func videoSuffix(format string) string {
 }
 
 // bodyError words an error of reading the request body: too large (413),
-// or cut short / malformed (400).
+// or cut short / malformed (400); an upload ended for its slowness is
+// answered as it is (408).
 func bodyError(err error, what string) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large",
