@@ -77,12 +77,13 @@ type Video struct {
 	cmd        *exec.Cmd
 	out        io.ReadCloser
 	rd         *bufio.Reader
-	stderr     *tailBuffer
+	stderr     *ffmpegLog
 	want       []int // frame indices yielded in order (nil: every Nth by `every`)
 	every      int
 	skipInGo   bool
 	maxFrames  int
 	n          int // frames read from the pipe
+	next       int // frame number after the last one read from the pipe
 	count      int // frames returned
 	wi         int // next position in want (skipInGo)
 	raw        []byte
@@ -338,7 +339,9 @@ func OpenVideo(path string, opts VideoOptions) (*Video, error) {
 	if lim.MaxFrames > 0 && expect > lim.MaxFrames {
 		return nil, fmt.Errorf("%s: %w: sampling gives %d frames, the limit is %d", name, ErrTooLarge, expect, lim.MaxFrames)
 	}
-	args := []string{"-v", "error", "-nostdin", "-i", path, "-map", "0:v:0"}
+	// At the verbose level ffmpeg ends with how many frames it decoded;
+	// the errors are told apart by their level tag (ffmpegLog).
+	args := []string{"-loglevel", "level+verbose", "-nostats", "-nostdin", "-i", path, "-map", "0:v:0"}
 	if !v.skipInGo {
 		switch {
 		case v.want != nil && len(v.want) < info.Frames:
@@ -353,7 +356,7 @@ func OpenVideo(path string, opts VideoOptions) (*Video, error) {
 	}
 	args = append(args, "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
 	v.cmd = exec.Command("ffmpeg", args...)
-	v.stderr = &tailBuffer{max: 4096}
+	v.stderr = newFFmpegLog()
 	v.cmd.Stderr = v.stderr
 	if v.out, err = v.cmd.StdoutPipe(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -457,6 +460,7 @@ func (v *Video) read() (Frame, error) {
 		k := v.n
 		v.n++
 		idx, ok := v.indexOf(k)
+		v.next = max(v.next, idx+1)
 		if !ok {
 			continue
 		}
@@ -480,14 +484,25 @@ func (v *Video) read() (Frame, error) {
 // clean end, or an error saying how the video was damaged.
 func (v *Video) endError(partial bool) error {
 	werr := v.cmd.Wait()
-	msg := strings.TrimSpace(v.stderr.String())
+	msg, decoded := v.stderr.result()
 	if werr == nil && msg == "" && !partial {
 		return io.EOF
+	}
+	// Frames decoded: ffmpeg's count, else those read from the pipe (all
+	// that were decoded when ffmpeg does not select), else at least up to
+	// the last one ffmpeg sent.
+	count := fmt.Sprint(decoded)
+	switch {
+	case decoded >= 0:
+	case v.skipInGo || (v.want == nil && v.every == 1):
+		decoded, count = v.n, fmt.Sprint(v.n)
+	default:
+		decoded, count = v.next, fmt.Sprint("at least ", v.next)
 	}
 	kind := ErrCorrupt
 	low := strings.ToLower(msg)
 	if partial || strings.Contains(low, "prematurely") || strings.Contains(low, "partial file") ||
-		strings.Contains(low, "truncat") || (v.Info.FramesExact && v.n < v.Info.Frames) {
+		strings.Contains(low, "truncat") || (v.Info.FramesExact && decoded < v.Info.Frames) {
 		kind = ErrTruncated
 	}
 	detail := lastLine(msg)
@@ -497,8 +512,8 @@ func (v *Video) endError(partial bool) error {
 	if detail == "" {
 		detail = "the last frame is incomplete"
 	}
-	return fmt.Errorf("%s: %w video: decoding stopped after %d frames were read (%d of about %d decoded): %s",
-		v.name, kind, v.count, v.n, v.Info.Frames, detail)
+	return fmt.Errorf("%s: %w video: decoding stopped after %d frames were read (%s of about %d decoded): %s",
+		v.name, kind, v.count, count, v.Info.Frames, detail)
 }
 
 // Close stops decoding: it kills ffmpeg and waits for it. Safe to call more
@@ -560,6 +575,67 @@ func lastLine(s string) string {
 		}
 	}
 	return ""
+}
+
+// ffmpegLog takes the stderr of ffmpeg run with -loglevel level+verbose:
+// it keeps the last 4 KiB of the errors (lines tagged [error], [fatal] or
+// [panic], without the tag) and the number of frames ffmpeg decoded, from
+// its closing statistics ("Input stream #0:0 (video): 19 packets read
+// (474616 bytes); 19 frames decoded;"), and drops the rest.
+type ffmpegLog struct {
+	mu      sync.Mutex
+	line    []byte // the line being written (at most 4 KiB kept)
+	errs    tailBuffer
+	decoded int // -1 until known
+}
+
+func newFFmpegLog() *ffmpegLog {
+	return &ffmpegLog{errs: tailBuffer{max: 4096}, decoded: -1}
+}
+
+func (l *ffmpegLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			l.line = append(l.line, rest[:min(len(rest), max(0, 4096-len(l.line)))]...)
+			break
+		}
+		l.line = append(l.line, rest[:min(i, max(0, 4096-len(l.line)))]...)
+		l.take(string(l.line))
+		l.line, rest = l.line[:0], rest[i+1:]
+	}
+	return len(p), nil
+}
+
+// take files one line of the log.
+func (l *ffmpegLog) take(line string) {
+	for _, tag := range []string{"[error] ", "[fatal] ", "[panic] "} {
+		if i := strings.Index(line, tag); i >= 0 {
+			l.errs.Write([]byte(line[:i] + line[i+len(tag):] + "\n"))
+			return
+		}
+	}
+	if strings.Contains(line, "[verbose]") && strings.Contains(line, "Input stream #") && strings.Contains(line, "(video)") {
+		if _, after, ok := strings.Cut(line, "bytes); "); ok {
+			var n int
+			if _, err := fmt.Sscanf(after, "%d frames decoded", &n); err == nil {
+				l.decoded = max(l.decoded, n)
+			}
+		}
+	}
+}
+
+// result returns the errors and the frames decoded (-1: not told).
+func (l *ffmpegLog) result() (string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.line) > 0 {
+		l.take(string(l.line))
+		l.line = l.line[:0]
+	}
+	return strings.TrimSpace(l.errs.String()), l.decoded
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -210,6 +210,39 @@ func TestVideoTruncated(t *testing.T) {
 	}
 }
 
+// TestVideoTruncatedCountsDecoded: the error of a truncated video counts
+// the frames ffmpeg decoded, not those it sent after sampling.
+func TestVideoTruncatedCountsDecoded(t *testing.T) {
+	t.Parallel() // waits on ffmpeg processes
+	dir := t.TempDir()
+	full := makeVideo(t, dir, "full.mkv", 160, 120, 40, 10, "-vf", "noise=alls=60:allf=t", "-c:v", "libx264", "-preset", "ultrafast")
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "half.mkv")
+	if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all, err := ReadFrames(p, VideoOptions{Every: 1})
+	if err == nil || len(all) == 0 || len(all) >= 40 {
+		t.Fatalf("every frame: %d frames, %v; want some and an error", len(all), err)
+	}
+	want := fmt.Sprintf("(%d of about 40 decoded)", len(all))
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("every frame: %q, want %q", err, want)
+	}
+	for _, opts := range []VideoOptions{{Every: 5}, {Count: 4}, {Every: 5, skipInGo: true}} {
+		fs, err := ReadFrames(p, opts)
+		if err == nil || !errors.Is(err, ErrTruncated) {
+			t.Fatalf("%+v: %d frames, error %v; want ErrTruncated", opts, len(fs), err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, want) || !strings.Contains(msg, fmt.Sprintf("after %d frames were read", len(fs))) {
+			t.Errorf("%+v: %q, want %q and the %d frames read", opts, msg, want, len(fs))
+		}
+	}
+}
+
 func TestVideoBadFiles(t *testing.T) {
 	t.Parallel() // each case waits on ffmpeg processes
 	needFFmpeg(t)
