@@ -18,43 +18,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lvnet-go/lvnet/internal/modeltest"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
 	"github.com/lvnet-go/lvnet/torch"
 	"github.com/lvnet-go/lvnet/weights"
 )
 
-// smallConfig is the paper's network at 64 pixels and a quarter of the
-// channels: every module, fast enough for tests.
-func smallConfig() model.Config {
-	c := model.Paper()
-	c.ImageSize, c.Width = 64, 0.25
-	return c
-}
-
-// newModel builds a model of cfg whose every tensor (running statistics
-// included) holds the golden deterministic values, so that nothing is left
-// at a value a fresh model would also have.
+// newModel builds a model of cfg whose every tensor holds the golden
+// deterministic values and whose counters hold distinct non-zero values, so
+// that nothing is left at a value a fresh model would also have.
 func newModel(t testing.TB, cfg model.Config) *model.LVNet {
 	t.Helper()
-	m, err := model.New(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Free)
-	sd, err := weights.DeterministicStateDict(m.KeyShapes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Counters: distinct non-zero values.
+	m := modeltest.Deterministic(t, cfg)
+	counters := map[string]weights.Array{}
 	i := int64(1)
-	for k, a := range sd {
-		if a.DType == weights.I64 {
-			sd[k] = weights.FromInt64(a.Shape, []int64{i})
+	for _, k := range m.KeyShapes() {
+		if k.DType == weights.I64 {
+			counters[k.Key] = weights.FromInt64(k.Shape, []int64{i})
 			i++
 		}
 	}
-	if _, err := m.SetState(sd); err != nil {
+	if _, err := m.SetState(counters); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -115,7 +100,7 @@ func equalStates(t *testing.T, got, want map[string]weights.Array) {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
-	cfg := smallConfig()
+	cfg := modeltest.SmallConfig()
 	m := newModel(t, cfg)
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	before := time.Now().UTC().Truncate(time.Second)
@@ -183,7 +168,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 }
 
 func TestLoadDType(t *testing.T) {
-	m := newModel(t, smallConfig())
+	m := newModel(t, modeltest.SmallConfig())
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	if err := Save(path, m, Meta{}); err != nil {
 		t.Fatal(err)
@@ -220,7 +205,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	cfg := smallConfig()
+	cfg := modeltest.SmallConfig()
 	m := newModel(t, cfg)
 	good := filepath.Join(dir, "good.safetensors")
 	if err := Save(good, m, Meta{}); err != nil {
@@ -357,7 +342,7 @@ func TestSaveAtomicHelper(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process of TestSaveAtomic")
 	}
-	m, err := model.New(smallConfig(), 5)
+	m, err := model.New(modeltest.SmallConfig(), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +365,7 @@ func TestSaveAtomicHelper(t *testing.T) {
 func TestSaveAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "last.safetensors")
-	m := newModel(t, smallConfig())
+	m := newModel(t, modeltest.SmallConfig())
 	if err := Save(path, m, Meta{Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +415,7 @@ func TestSaveAtomic(t *testing.T) {
 		intact(t)
 	})
 	t.Run("freed model", func(t *testing.T) {
-		m2, err := model.New(smallConfig(), 1)
+		m2, err := model.New(modeltest.SmallConfig(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lvnet-go/lvnet/internal/modeltest"
 	"github.com/lvnet-go/lvnet/internal/shared"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/weights"
@@ -113,7 +114,7 @@ func TestImportOfficialRoundTrip(t *testing.T) {
 		{"semi-supervised", true, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := smallConfig()
+			cfg := modeltest.SmallConfig()
 			cfg.SSPSL = tt.sspsl
 			src := newModel(t, cfg)
 			st := state(t, src)
@@ -126,7 +127,7 @@ func TestImportOfficialRoundTrip(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "checkpoint-07.pth.tar")
 			torchSave(t, path, sd, 7)
 
-			base := smallConfig()
+			base := modeltest.SmallConfig()
 			base.SSPSL = !tt.sspsl // detection from the keys overrides it
 			imp, err := Import(path, ImportOptions{Format: FormatOfficial, Config: base})
 			if err != nil {
@@ -169,16 +170,6 @@ func someState(t *testing.T, m *model.LVNet, file map[string]weights.Array, pref
 		out[e.Name] = a
 	}
 	return out
-}
-
-// goldenKeys loads the authors' key list.
-func goldenKeys(t *testing.T) []weights.KeyShape {
-	t.Helper()
-	keys, err := weights.LoadKeyList(shared.Path(t, "golden", "state_dict_keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
 }
 
 // checkRule compares the imported tensors of the keys in file (LVNet names)
@@ -259,7 +250,7 @@ func TestImportGoldenOfficial(t *testing.T) {
 		}
 	}
 	// Every model key the file lacks is reported, except the SRM filters.
-	keys := goldenKeys(t)
+	keys := modeltest.AuthorsKeys(t)
 	want := 0
 	for _, ks := range keys {
 		if _, ok := file[ks.Key]; !ok && ks.Key != srmKernel {
@@ -393,9 +384,9 @@ func TestImportErrors(t *testing.T) {
 		{"truncated", ImportOptions{Format: FormatXceptionImageNet}, cut, ""},
 		{"no format", ImportOptions{}, text, "no format"},
 		{"unknown format", ImportOptions{Format: "keras"}, text, `unknown format "keras"`},
-		{"ImageNet file as official", ImportOptions{Format: FormatOfficial, Config: smallConfig()},
+		{"ImageNet file as official", ImportOptions{Format: FormatOfficial, Config: modeltest.SmallConfig()},
 			shared.Path(t, "golden", "xception_imagenet_partial.pth"), "unexpected: block1.rep.0.conv1.weight"},
-		{"mis-shaped even when partial", ImportOptions{Format: FormatOfficial, AllowPartial: true, Config: smallConfig()}, shape,
+		{"mis-shaped even when partial", ImportOptions{Format: FormatOfficial, AllowPartial: true, Config: modeltest.SmallConfig()}, shape,
 			"mismatched: cls_header.5.bias"},
 	}
 	for _, tt := range tests {

@@ -7,12 +7,12 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/lvnet-go/lvnet/internal/modeltest"
 	"github.com/lvnet-go/lvnet/internal/shared"
 	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
 	"github.com/lvnet-go/lvnet/torch"
-	"github.com/lvnet-go/lvnet/weights"
 )
 
 // TestBFloat16Accuracy measures the numeric drift of --dtype bfloat16: the
@@ -27,26 +27,11 @@ func TestBFloat16Accuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the paper network twice; skipped with -short")
 	}
-	keys, err := weights.LoadKeyList(shared.Path(t, "golden", "state_dict_keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	modeltest.AuthorsKeys(t) // skips early without ../shared
 	faces := bf16Faces(t, shared.Path(t, "data", "ffpp-crops"), 6)
-	sd, err := weights.DeterministicStateDict(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(dt torch.DType) (pFake []float64, cls, seg []float32) {
-		cfg := model.Paper()
-		cfg.SSPSL = false
-		m, err := model.New(cfg, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := modeltest.Golden(t, modeltest.PaperSupervised())
 		defer m.Free()
-		if _, err := m.SetState(sd); err != nil {
-			t.Fatal(err)
-		}
 		if err := m.To(dt, torch.CPU); err != nil {
 			t.Fatal(err)
 		}

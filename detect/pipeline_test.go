@@ -14,21 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lvnet-go/lvnet/internal/modeltest"
 	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
 	"github.com/lvnet-go/lvnet/torch"
-	"github.com/lvnet-go/lvnet/weights"
 )
-
-func tensorValues(t *testing.T, x *torch.Tensor) []float32 {
-	t.Helper()
-	v, err := x.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 func TestPreprocess(t *testing.T) {
 	// A 2x2 image; red 0, 255 / 51, 102; green 255 everywhere; blue 0.
@@ -42,7 +33,7 @@ func TestPreprocess(t *testing.T) {
 	norm := func(v float64) float32 { return float32((v - 0.5) / 0.5) }
 
 	// Same size: only scaling and normalisation.
-	got := tensorValues(t, Preprocess(s, img, 2))
+	got := modeltest.Values(t, Preprocess(s, img, 2))
 	want := []float32{norm(0), norm(1), norm(0.2), norm(0.4), 1, 1, 1, 1, -1, -1, -1, -1}
 	if len(got) != len(want) {
 		t.Fatalf("%d values, want %d", len(got), len(want))
@@ -62,7 +53,7 @@ func TestPreprocess(t *testing.T) {
 	if sh := x.Shape(); len(sh) != 4 || sh[0] != 1 || sh[1] != 3 || sh[2] != 4 || sh[3] != 4 {
 		t.Fatalf("shape %v, want [1 3 4 4]", sh)
 	}
-	got = tensorValues(t, x)
+	got = modeltest.Values(t, x)
 	for y := range 4 {
 		for xx := range 4 {
 			var v float64
@@ -96,7 +87,7 @@ func TestPreprocess(t *testing.T) {
 		{"sub-image", sub, []float32{norm(0), norm(1), norm(0.2), norm(0.4)}},
 		{"gray", gray, []float32{-1, -1, -1, 1}},
 	} {
-		got := tensorValues(t, Preprocess(s, c.img, 2))
+		got := modeltest.Values(t, Preprocess(s, c.img, 2))
 		for i, w := range c.want {
 			if math.Abs(float64(got[i]-w)) > 1e-6 {
 				t.Errorf("%s: value %d = %v, want %v", c.name, i, got[i], w)
@@ -108,25 +99,13 @@ func TestPreprocess(t *testing.T) {
 	}
 }
 
-// testModel is the paper's network at 64 pixels and a quarter of the
-// channels with the golden deterministic weights.
+// testModel is the small network (modeltest.SmallConfig) without the SSPSL
+// head, holding the golden deterministic weights.
 func testModel(t testing.TB) *model.LVNet {
 	t.Helper()
-	cfg := model.Paper()
-	cfg.ImageSize, cfg.Width, cfg.SSPSL = 64, 0.25, false
-	m, err := model.New(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Free)
-	sd, err := weights.DeterministicStateDict(m.KeyShapes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.SetState(sd); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	cfg := modeltest.SmallConfig()
+	cfg.SSPSL = false
+	return modeltest.Deterministic(t, cfg)
 }
 
 // noiseImage is a w x h image of smooth colour gradients plus noise.
@@ -186,8 +165,8 @@ func direct(t *testing.T, m *model.LVNet, imgs []*image.RGBA) []Score {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cls := tensorValues(t, out.Cls.Softmax(1))
-	seg := tensorValues(t, out.Seg.Softmax(1))
+	cls := modeltest.Values(t, out.Cls.Softmax(1))
+	seg := modeltest.Values(t, out.Seg.Softmax(1))
 	g := int(out.Seg.Size(2))
 	scores := make([]Score, len(imgs))
 	for b := range imgs {

@@ -1,66 +1,75 @@
-package model
+package model_test
 
 import (
-	"encoding/json"
-	"os"
+	"crypto/sha256"
+	"fmt"
+	"slices"
 	"testing"
 
-	"github.com/lvnet-go/lvnet/internal/shared"
+	"github.com/lvnet-go/lvnet/internal/modeltest"
+	"github.com/lvnet-go/lvnet/model"
+	"github.com/lvnet-go/lvnet/weights"
 )
 
-type keyShape struct {
-	Key   string  `json:"key"`
-	Shape []int64 `json:"shape"`
-	DType string  `json:"dtype"`
+// The authors' state-dict layout (../shared/golden/state_dict_keys.json):
+// its number of tensors and the digest of its keys, shapes and dtypes in
+// order (layoutDigest), so that the layout is checked without ../shared.
+const (
+	authorsKeyCount  = 695
+	authorsKeyDigest = "1027073159d0f668e2302e2934efb85bbdcf14e08ab0a2be1d25b692f13b62fe"
+)
+
+// layoutDigest is the SHA-256 of one "key shape dtype" line per tensor.
+func layoutDigest(ks []weights.KeyShape) string {
+	h := sha256.New()
+	for _, k := range ks {
+		fmt.Fprintf(h, "%s %v %s\n", k.Key, k.Shape, k.DType)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-func readKeys(t testing.TB) []keyShape {
-	t.Helper()
-	b, err := os.ReadFile(shared.Path(t, "golden", "state_dict_keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ks []keyShape
-	if err := json.Unmarshal(b, &ks); err != nil {
-		t.Fatal(err)
-	}
-	return ks
-}
-
-// The paper configuration (without the SSPSL head, which the authors'
-// supervised model lacks) has exactly the authors' state-dict keys, shapes and
-// order.
-func TestStateDictKeysMatchAuthors(t *testing.T) {
-	ks := readKeys(t)
-	cfg := Paper()
-	cfg.SSPSL = false
-	m, err := New(cfg, 1)
+// supervisedKeys returns the key layout of the paper configuration without
+// the SSPSL head, which the authors' supervised model lacks.
+func supervisedKeys(t *testing.T) []weights.KeyShape {
+	m, err := model.New(modeltest.PaperSupervised(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Free()
-	es := m.Store.Entries()
-	if len(es) != len(ks) {
-		t.Errorf("model has %d tensors, authors' state dict %d", len(es), len(ks))
+	return m.KeyShapes()
+}
+
+// The paper configuration has exactly the authors' state-dict keys, shapes,
+// dtypes and order (by digest: TestStateDictKeysMatchAuthorsList names the
+// first difference).
+func TestStateDictKeysMatchAuthors(t *testing.T) {
+	ks := supervisedKeys(t)
+	if len(ks) != authorsKeyCount || layoutDigest(ks) != authorsKeyDigest {
+		t.Errorf("layout of %d tensors (digest %s) differs from the authors' %d (%s)", len(ks), layoutDigest(ks), authorsKeyCount, authorsKeyDigest)
 	}
-	for i := 0; i < len(es) && i < len(ks); i++ {
-		e, k := es[i], ks[i]
-		if e.Name != k.Key {
-			t.Fatalf("tensor %d: name %s, authors' %s", i, e.Name, k.Key)
+}
+
+// The same, key by key, against the authors' list in ../shared, whose digest
+// is the one TestStateDictKeysMatchAuthors checks.
+func TestStateDictKeysMatchAuthorsList(t *testing.T) {
+	want := modeltest.AuthorsKeys(t)
+	if len(want) != authorsKeyCount || layoutDigest(want) != authorsKeyDigest {
+		t.Errorf("authors' list: %d tensors, digest %s; the constants say %d, %s", len(want), layoutDigest(want), authorsKeyCount, authorsKeyDigest)
+	}
+	got := supervisedKeys(t)
+	if len(got) != len(want) {
+		t.Errorf("model has %d tensors, authors' state dict %d", len(got), len(want))
+	}
+	for i := 0; i < len(got) && i < len(want); i++ {
+		g, w := got[i], want[i]
+		if g.Key != w.Key {
+			t.Fatalf("tensor %d: name %s, authors' %s", i, g.Key, w.Key)
 		}
-		got := e.T.Shape()
-		if len(got) != len(k.Shape) {
-			t.Errorf("%s: shape %v, authors' %v", e.Name, got, k.Shape)
-			continue
+		if !slices.Equal(g.Shape, w.Shape) {
+			t.Errorf("%s: shape %v, authors' %v", g.Key, g.Shape, w.Shape)
 		}
-		for j := range got {
-			if got[j] != k.Shape[j] {
-				t.Errorf("%s: shape %v, authors' %v", e.Name, got, k.Shape)
-				break
-			}
-		}
-		if e.T.DType().String() != k.DType {
-			t.Errorf("%s: dtype %v, authors' %s", e.Name, e.T.DType(), k.DType)
+		if g.DType != w.DType {
+			t.Errorf("%s: dtype %v, authors' %s", g.Key, g.DType, w.DType)
 		}
 	}
 }

@@ -1,8 +1,10 @@
-package model
+package model_test
 
 import (
 	"testing"
 
+	"github.com/lvnet-go/lvnet/internal/modeltest"
+	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/torch"
 )
 
@@ -14,9 +16,9 @@ func TestReplicatePadMatchesLibtorch(t *testing.T) {
 	defer g.Close()
 	x := torch.Randn(s, g, 2, 3, 5, 5)
 	for _, p := range [][2]int64{{0, 1}, {1, 1}, {1, 2}, {3, 4}} {
-		want := values(t, x.ReplicationPad2d(p[0], p[1], p[0], p[1]))
-		got := values(t, replicatePad(x, p[0], p[1]))
-		if relErr(got, want) != 0 {
+		want := modeltest.Values(t, x.ReplicationPad2d(p[0], p[1], p[0], p[1]))
+		got := modeltest.Values(t, model.ReplicatePad(x, p[0], p[1]))
+		if modeltest.RelErr(got, want) != 0 {
 			t.Errorf("pad %v: differs from libtorch", p)
 		}
 	}
@@ -42,11 +44,11 @@ func TestPadMaxPoolMatchesPadThenPool(t *testing.T) {
 			if k > 1 {
 				want = want.MaxPool2d(torch.Sq(k), torch.Sq(k), torch.Sq(0), false)
 			}
-			got := padMaxPool(x, n)
+			got := model.PadMaxPool(x, n)
 			if w, g := want.Shape(), got.Shape(); len(g) != 4 || w[2] != g[2] || w[3] != g[3] {
 				t.Fatalf("side %d, n %d: shape %v, want %v (%v)", side, n, g, w, got.Err())
 			}
-			if e := relErr(values(t, got), values(t, want)); e != 0 {
+			if e := modeltest.RelErr(modeltest.Values(t, got), modeltest.Values(t, want)); e != 0 {
 				t.Errorf("side %d, n %d: differs (%g)", side, n, e)
 			}
 		}

@@ -42,7 +42,7 @@ func (m *LVNet) SetState(arrs map[string]weights.Array) (weights.Report, error) 
 	defer s.Close()
 	for _, name := range names {
 		e := m.Store.Get(name)
-		src, err := arrayTensor(s, arrs[name])
+		src, err := ArrayTensor(s, arrs[name])
 		if err != nil {
 			return rep, fmt.Errorf("load state: %s: %w", name, err)
 		}
@@ -54,9 +54,9 @@ func (m *LVNet) SetState(arrs map[string]weights.Array) (weights.Report, error) 
 	return rep, nil
 }
 
-// arrayTensor makes a CPU tensor from a weights.Array (float types become
-// float32, integer types int64).
-func arrayTensor(s *torch.Scope, a weights.Array) (*torch.Tensor, error) {
+// ArrayTensor makes a CPU tensor of scope s from a weights.Array (float
+// types become float32, integer types int64); TensorArray is the reverse.
+func ArrayTensor(s *torch.Scope, a weights.Array) (*torch.Tensor, error) {
 	var t *torch.Tensor
 	switch a.DType {
 	case weights.I64, weights.I32, weights.U8, weights.BOOL:

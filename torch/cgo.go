@@ -9,8 +9,10 @@
 //	s := torch.NewScope()
 //	defer s.Close()                       // frees every tensor made in the scope
 //	x := torch.FromSlice(s, data, 1, 3, 299, 299)
-//	y := x.Conv2d(w, nil, torch.Conv{Stride: 2, Padding: 1}).Relu()
+//	y := x.Conv2d(w, nil, torch.Conv{Stride: torch.Sq(2), Padding: torch.Sq(1)}).Relu()
 //	if err := y.Err(); err != nil { ... } // libtorch's message, with the op name
+//
+// (Example, in example_test.go, is this code compiled and run.)
 //
 // Memory: a tensor made from operands that belong to a Scope joins that scope;
 // tensors made without one (model parameters) live until Free. A finalizer
