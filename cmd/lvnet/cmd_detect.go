@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -9,13 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
@@ -85,7 +81,7 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	entries, err := expandInputs(fs.Args(), stdin)
+	entries, err := expandInputs(fs.Args(), stdin, func(msg string) { fmt.Fprintf(stderr, "lvnet detect: %s\n", msg) })
 	if err != nil {
 		return err
 	}
@@ -106,7 +102,7 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	for k, e := range entries {
 		if e.fail != "" {
 			rows[k] = outcome{input: e.path, err: e.fail}
-			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", e.path, e.fail)
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(e.path), termSafe(e.fail))
 			continue
 		}
 		ins = append(ins, detect.Input{Path: e.path})
@@ -163,13 +159,13 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			if errors.As(err, &ie) {
 				reason = ie.Reason()
 			}
-			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", name, reason)
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(name), termSafe(reason))
 			rows[at[i]] = outcome{input: name, err: reason}
 			return
 		}
 		if r.Incomplete {
 			incomplete++
-			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", name, strings.Join(r.Warnings, "; "))
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(name), termSafe(strings.Join(r.Warnings, "; ")))
 		}
 		rows[at[i]] = outcome{input: name, r: r}
 	})
@@ -237,87 +233,6 @@ func loadFaceDetector(dir string) (*face.Detector, error) {
 	return det, nil
 }
 
-// mediaExts are the file extensions taken from folders: the pictures
-// package media decodes and the usual video containers.
-var mediaExts = map[string]bool{
-	".jpg": true, ".jpeg": true, ".png": true, ".webp": true, ".bmp": true, ".gif": true,
-	".mp4": true, ".m4v": true, ".mov": true, ".avi": true, ".mkv": true, ".webm": true,
-	".mpg": true, ".mpeg": true, ".ts": true, ".mts": true, ".m2ts": true, ".flv": true,
-	".wmv": true, ".3gp": true, ".3g2": true, ".ogv": true, ".mxf": true, ".vob": true,
-}
-
-// entry is an input as named: a file to analyse, or a failure (a folder
-// that cannot be read or holds nothing to analyse).
-type entry struct {
-	path string
-	fail string // reason, "" for a file to analyse
-}
-
-// expandInputs turns the arguments into entries: files as given (whatever
-// their name), folders walked recursively in lexical order for photos and
-// videos (by extension; hidden files and folders left out), and "-" read
-// as a list of paths, one a line, from stdin.
-func expandInputs(args []string, stdin io.Reader) ([]entry, error) {
-	var out []entry
-	fromStdin := false
-	add := func(arg string) {
-		st, err := os.Stat(arg)
-		if err != nil || !st.IsDir() {
-			out = append(out, entry{path: arg}) // analysing it tells what is wrong
-			return
-		}
-		found, failed := 0, 0
-		werr := filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				out = append(out, entry{path: path, fail: err.Error()})
-				failed++
-				if d != nil && d.IsDir() && path != arg {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if path != arg && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if d.Type().IsRegular() && mediaExts[strings.ToLower(filepath.Ext(path))] {
-				out = append(out, entry{path: path})
-				found++
-			}
-			return nil
-		})
-		switch {
-		case werr != nil:
-			out = append(out, entry{path: arg, fail: werr.Error()})
-		case found == 0 && failed == 0:
-			out = append(out, entry{path: arg, fail: "no photos or videos in this folder"})
-		}
-	}
-	for _, a := range args {
-		if a != "-" {
-			add(a)
-			continue
-		}
-		if fromStdin {
-			return nil, usagef("- (read paths from stdin) given twice")
-		}
-		fromStdin = true
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
-				add(line)
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read paths from stdin: %w", err)
-		}
-	}
-	return out, nil
-}
-
 // outcome is one line of the table or the CSV: a result or a failure.
 type outcome struct {
 	input string
@@ -325,13 +240,14 @@ type outcome struct {
 	err   string
 }
 
-// writeTable prints one line per input.
+// writeTable prints one line per input, in columns aligned by display
+// width, with control characters in names and messages escaped
+// (writeColumns).
 func writeTable(w io.Writer, rows []outcome, threshold float64) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INPUT\tLABEL\tP_FAKE\tKIND\tFACES\tDETAILS")
+	cells := [][]string{{"INPUT", "LABEL", "P_FAKE", "KIND", "FACES", "DETAILS"}}
 	for _, o := range rows {
 		if o.r == nil {
-			fmt.Fprintf(tw, "%s\terror\t-\t-\t-\t%s\n", o.input, o.err)
+			cells = append(cells, []string{o.input, "error", "-", "-", "-", o.err})
 			continue
 		}
 		r := o.r
@@ -349,9 +265,9 @@ func writeTable(w io.Writer, rows []outcome, threshold float64) error {
 		if r.Heatmap != "" {
 			details = append(details, "heatmap "+r.Heatmap)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%s\t%d\t%s\n", r.Input, r.Label, r.PFake, r.Kind, len(r.Faces), strings.Join(details, "; "))
+		cells = append(cells, []string{r.Input, r.Label, fmt.Sprintf("%.4f", r.PFake), r.Kind, strconv.Itoa(len(r.Faces)), strings.Join(details, "; ")})
 	}
-	return tw.Flush()
+	return writeColumns(w, cells)
 }
 
 // plural writes n things ("1 frame", "2 frames").
