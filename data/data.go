@@ -296,6 +296,9 @@ func (d *Dataset) openSource(part string) ([]Sample, error) {
 		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout", "method"); err != nil {
 			return nil, err
 		}
+		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+			path = filepath.Join(path, IndexFile) // index:DIR
+		}
 		ss, err = d.openIndex(path)
 	case hasColon && name == "dfdc":
 		if path, q, err = parseQuery(part, rest, "every", "subset", "holdout", "method"); err != nil {

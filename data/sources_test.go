@@ -362,7 +362,7 @@ func TestOpenIndexAndRegions(t *testing.T) {
 	w.Append(IndexEntry{Image: "img/a.png", Mask: "img/a_mask.png", Label: 1, Video: "va", Frame: 4, Method: "Deepfakes", Landmarks: landmarks68()})
 	w.Append(IndexEntry{Image: "img/b.png", Label: 0, Video: "vb"})
 	w.Close()
-	for _, spec := range []string{dir, "index:" + filepath.Join(dir, IndexFile), filepath.Join(dir, IndexFile)} {
+	for _, spec := range []string{dir, "index:" + dir, "index:" + filepath.Join(dir, IndexFile), filepath.Join(dir, IndexFile)} {
 		ds, err := Open(spec, quiet())
 		if err != nil {
 			t.Fatalf("Open(%q): %v", spec, err)
