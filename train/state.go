@@ -18,10 +18,19 @@ import (
 // position is where a run stands: the next batch to train is Batch of Epoch
 // (0-based); Step counts the steps done.
 type position struct {
-	Epoch   int     `json:"epoch"`
-	Batch   int     `json:"batch"`
-	Step    int     `json:"step"`
-	BestAUC float64 `json:"best_auc"`
+	Epoch   int      `json:"epoch"`
+	Batch   int      `json:"batch"`
+	Step    int      `json:"step"`
+	BestAUC float64  `json:"best_auc"`
+	Run     epochRun `json:"epoch_run"` // sums over the batches of Epoch done so far
+}
+
+// epochRun sums the step statistics of the current epoch (losses weighted
+// by batch size) and its training time so far.
+type epochRun struct {
+	Loss, LossCls, LossSeg float64
+	Correct, N             int
+	Seconds                float64
 }
 
 // resumeMeta is the metadata of the resume state file.

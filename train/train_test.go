@@ -204,5 +204,36 @@ func TestResumeIsBitExact(t *testing.T) {
 		if n := len(readSteps(t, filepath.Join(out, "metrics.jsonl"))); n != 6 {
 			t.Errorf("stopped after %d steps: metrics.jsonl has %d step lines, want 6", stopAfter, n)
 		}
+		// The epoch summaries cover whole epochs, also the resumed one.
+		wantEp, gotEp := readEpochs(t, filepath.Join(full, "metrics.jsonl")), readEpochs(t, filepath.Join(out, "metrics.jsonl"))
+		if len(gotEp) != 2 {
+			t.Fatalf("stopped after %d steps: %d epoch lines, want 2", stopAfter, len(gotEp))
+		}
+		for i := range wantEp {
+			for _, k := range []string{"train_loss", "train_acc", "train_loss_cls", "train_loss_seg"} {
+				if gotEp[i][k] != wantEp[i][k] {
+					t.Errorf("stopped after %d steps: epoch %d %s = %v, uninterrupted %v", stopAfter, i+1, k, gotEp[i][k], wantEp[i][k])
+				}
+			}
+		}
 	}
+}
+
+func readEpochs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		if v["kind"] == "epoch" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

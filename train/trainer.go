@@ -188,8 +188,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		bar := progress.NewTo(o.Log, o.TTY, fmt.Sprintf("epoch %d/%d", pos.Epoch+1, cfg.Epochs), int64(loader.Len()), "batch")
 		bar.SetDone(int64(pos.Batch))
 		it := loader.Epoch(pos.Epoch, pos.Batch)
-		var sum StepStats
-		t0 := time.Now()
+		// The epoch's running sums live in the position, so that the epoch
+		// summary of a resumed epoch covers the batches before the resume.
+		sum := &pos.Run
+		t0 := time.Now().Add(-time.Duration(sum.Seconds * float64(time.Second)))
 		for {
 			if ctx.Err() != nil || (o.MaxSteps > 0 && steps >= o.MaxSteps) {
 				it.Close()
@@ -215,6 +217,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			sum.LossSeg += s.LossSeg * float64(s.N)
 			sum.Correct += s.Correct
 			sum.N += s.N
+			sum.Seconds = time.Since(t0).Seconds()
 			ips := float64(s.N) / time.Since(ts).Seconds()
 			if err := logLine(map[string]any{"kind": "step", "epoch": pos.Epoch, "step": pos.Step, "batch": b.Index,
 				"loss": s.Loss, "loss_cls": s.LossCls, "loss_seg": s.LossSeg, "acc": float64(s.Correct) / float64(s.N),
@@ -268,6 +271,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		logf("epoch %d: %s", pos.Epoch+1, summarize(ep))
 		pos.Epoch++
 		pos.Batch = 0
+		pos.Run = epochRun{}
 		if err := saveResume(statePath, m, adam, cfg, o, pos); err != nil {
 			return res, err
 		}
