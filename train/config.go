@@ -50,14 +50,14 @@ type Config struct {
 	SSPSLWarmEpochs int    `yaml:"sspsl_warm_epochs" json:"sspsl_warm_epochs"` // epochs in which reals' maps are also trained towards 0
 	Region          string `yaml:"region" json:"region"`                       // SSPSL reference region: mouth, nose, eyes
 
-	Every   int   `yaml:"every" json:"every"`     // every Nth frame of each training video
-	Balance bool  `yaml:"balance" json:"balance"` // repeat reals to match fakes (the authors' sampling)
-	Limit   int   `yaml:"limit" json:"limit"`     // cap per class (0: none)
-	Augment bool  `yaml:"augment" json:"augment"` // augment training images
+	Every   int  `yaml:"every" json:"every"`     // every Nth frame of each training video
+	Balance bool `yaml:"balance" json:"balance"` // repeat reals to match fakes (the authors' sampling)
+	Limit   int  `yaml:"limit" json:"limit"`     // cap per class (0: none)
+	Augment bool `yaml:"augment" json:"augment"` // augment training images
 	// AugmentSet picks the augmentations: "paper" (the authors') or
 	// "light" (augment.Light, for small networks trained from scratch).
 	AugmentSet string `yaml:"augment_set" json:"augment_set"`
-	Seed    int64 `yaml:"seed" json:"seed"`
+	Seed       int64  `yaml:"seed" json:"seed"`
 
 	Workers   int    `yaml:"workers" json:"workers"`       // data loading goroutines (0: all CPUs)
 	SaveEvery int    `yaml:"save_every" json:"save_every"` // save the resume state every N steps (1: lose at most the current step)
@@ -91,10 +91,10 @@ func Presets() map[string]Config {
 	// with every block of the paper, trained from scratch on the CPU.
 	def := paper
 	def.Preset = "default"
-	def.Model.ImageSize = 128
+	def.Model.ImageSize = 96
 	def.Model.Width = 0.25
 	def.Model.Dropout = 0.2
-	def.Epochs = 12
+	def.Epochs = 14
 	def.BatchSize = 32
 	def.LR = 1e-3
 	def.Schedule = "cosine"
