@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lvnet-go/lvnet/data"
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 )
 
 // DoneFile lists, one key a line, the videos whose outputs and index lines
@@ -140,46 +141,8 @@ func repairIndex(out string, done map[string]bool) (kept, dropped int, err error
 		}
 		buf.Write(append(b, '\n'))
 	}
-	if err := writeFileAtomic(p, buf.Bytes()); err != nil {
+	if err := fsutil.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		return 0, 0, fmt.Errorf("prepare: repair index: %w", err)
 	}
 	return len(keep), len(es) - len(keep), nil
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same
-// folder, synced and renamed over path.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 	"github.com/lvnet-go/lvnet/metrics"
 	"github.com/lvnet-go/lvnet/viz"
 )
@@ -173,8 +174,9 @@ func Write(dir string, sum metrics.Summary, recs []metrics.Record, opts Options)
 	if err := pageTemplate.Execute(&buf, pg); err != nil {
 		return fmt.Errorf("report: render %s: %w", IndexFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, IndexFile), buf.Bytes()); err != nil {
-		return fmt.Errorf("report: %w", err)
+	index := filepath.Join(dir, IndexFile)
+	if err := fsutil.WriteFile(index, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("report: write %s: %w", index, err)
 	}
 	return nil
 }
@@ -261,31 +263,6 @@ func panel(r metrics.Record, load func(string) (image.Image, error)) (image.Imag
 		label = "fake"
 	}
 	return viz.Panel(img, r.Patch, r.Grid, r.PFake, label)
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lvnet-go/lvnet/data"
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 	"github.com/lvnet-go/lvnet/internal/progress"
 	"github.com/lvnet-go/lvnet/metrics"
 	"github.com/lvnet-go/lvnet/model"
@@ -282,7 +283,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			if err := o.Save(filepath.Join(o.Out, "best.safetensors"), m, meta(map[string]any{"metrics": ep})); err != nil {
 				return res, err
 			}
-			if err := copyFile(statePath, filepath.Join(o.Out, "best.optim.safetensors")); err != nil {
+			if err := fsutil.CopyFile(statePath, filepath.Join(o.Out, "best.optim.safetensors"), 0o644); err != nil {
 				return res, err
 			}
 		}
@@ -334,5 +335,5 @@ func trimLog(path string, pos position) error {
 	if out != "" {
 		out += "\n"
 	}
-	return writeFileAtomic(path, []byte(out))
+	return fsutil.WriteFile(path, []byte(out), 0o644)
 }

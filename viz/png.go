@@ -4,38 +4,21 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"os"
-	"path/filepath"
+	"io"
+
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 )
 
-// WritePNG encodes img as PNG into path atomically: it writes a temporary
-// file in the same directory and renames it over path, so readers never
-// see a partial file. It favours speed over the smallest file.
+// WritePNG encodes img as PNG into path atomically (see package fsutil): it
+// writes a temporary file in the same directory, syncs it and renames it
+// over path, so readers never see a partial file. It favours speed over the
+// smallest file.
 func WritePNG(path string, img image.Image) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	err := fsutil.Write(path, 0o644, func(w io.Writer) error {
+		enc := png.Encoder{CompressionLevel: png.BestSpeed}
+		return enc.Encode(w, img)
+	})
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(f, img); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -1,13 +1,15 @@
 package weights
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 )
 
 // npyMagic starts every .npy file.
@@ -285,7 +287,7 @@ func WriteNpy(path string, a Array) error {
 		binary.Write(&buf, binary.LittleEndian, uint32(len(h)))
 	}
 	buf.WriteString(h)
-	err := writeAtomic(path, func(w *bufio.Writer) error {
+	err := fsutil.Write(path, 0o644, func(w io.Writer) error {
 		w.Write(buf.Bytes())
 		_, err := w.Write(a.Data)
 		return err

@@ -1,7 +1,6 @@
 package weights
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strconv"
+
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 )
 
 // maxSafetensorsHeader is the largest header the reference implementation
@@ -38,7 +39,7 @@ func WriteSafetensors(path string, tensors map[string]Array, meta map[string]str
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	err = writeAtomic(path, func(w *bufio.Writer) error {
+	err = fsutil.Write(path, 0o644, func(w io.Writer) error {
 		var n [8]byte
 		binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
 		w.Write(n[:])

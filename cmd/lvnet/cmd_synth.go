@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/lvnet-go/lvnet/internal/progress"
 	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/sbi"
+	"github.com/lvnet-go/lvnet/viz"
 )
 
 // runSynth writes self-blended images (SBI) made from a folder of real
@@ -32,7 +32,7 @@ func runSynth(args []string) error {
 }
 
 func synthMain(ctx context.Context, args []string, stderr io.Writer, tty bool) error {
-	fs := newFlags("synth", "--faces DIR --out DIR")
+	fs := newFlags(stderr, "synth", "--faces DIR --out DIR")
 	facesDir := fs.String("faces", "", "folder of real face crops (with index.jsonl from lvnet prepare, or images whose landmarks are detected)")
 	out := fs.String("out", "", "output folder: fake/NNNN.png, masks/NNNN.png and the source faces in real/NNNN.png")
 	n := fs.Int("n", 0, "number of blends (default: one per face); faces are reused in order")
@@ -178,40 +178,11 @@ func synthOne(g *sbi.Generator, out, name string, k int, rng *rand.Rand) (bool, 
 		return false, err
 	}
 	for i, im := range []image.Image{img, mask, src} {
-		if err := writePNGAtomic(paths[i], im); err != nil {
+		if err := viz.WritePNG(paths[i], im); err != nil {
 			return false, fmt.Errorf("%w: %v", errWrite, err)
 		}
 	}
 	return true, nil
-}
-
-// writePNGAtomic encodes img to a temporary file beside path and renames it
-// into place.
-func writePNGAtomic(path string, img image.Image) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // sbiGenerators opens a self-blending generator for every sbi:DIR part of
