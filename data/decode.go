@@ -1,188 +1,41 @@
 package data
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/gif" // register decoders
-	_ "image/jpeg"
-	_ "image/png"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
-
 	"github.com/lvnet-go/lvnet/augment"
+	"github.com/lvnet-go/lvnet/media"
 )
 
-// imageExts are the file extensions treated as still images.
-var imageExts = map[string]bool{
-	".png": true, ".jpg": true, ".jpeg": true, ".bmp": true, ".webp": true,
-	".gif": true, ".tif": true, ".tiff": true,
-}
+// isImageFile reports whether name is, by its extension, a picture package
+// media decodes (the project's one list of image extensions).
+func isImageFile(name string) bool { return media.IsImageExt(name) }
 
-func isImageFile(name string) bool { return imageExts[strings.ToLower(filepath.Ext(name))] }
-
-// decodeFile reads and decodes a still image.
-func decodeFile(path string) (image.Image, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("decode %s: empty file", path)
-	}
-	img, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	if r := img.Bounds(); r.Dx() <= 0 || r.Dy() <= 0 {
-		return nil, fmt.Errorf("decode %s: empty image", path)
-	}
-	return img, nil
-}
-
-// decodeRGB decodes a still image to 3 channels (alpha dropped).
+// decodeRGB decodes a still image to 3 channels (alpha dropped) through
+// package media, as lvnet detect does: EXIF orientation applied, size
+// limits checked before decoding.
 func decodeRGB(path string) (*augment.Image, error) {
-	img, err := decodeFile(path)
+	img, err := media.DecodeImage(path)
 	if err != nil {
 		return nil, err
 	}
-	return toRGB(img), nil
+	return augment.FromRGBA(img), nil
 }
 
 // decodeGray decodes a still image to 1 channel (luma of colour images).
 func decodeGray(path string) (*augment.Image, error) {
-	img, err := decodeFile(path)
+	img, err := decodeRGB(path)
 	if err != nil {
 		return nil, err
 	}
-	return toGray(img), nil
-}
-
-// toRGB converts any image.Image to a 3-channel augment.Image, with fast
-// paths for the types the standard decoders return.
-func toRGB(src image.Image) *augment.Image {
-	b := src.Bounds()
-	w, h := b.Dx(), b.Dy()
-	out := augment.New(w, h, 3)
-	switch s := src.(type) {
-	case *image.RGBA:
-		for y := 0; y < h; y++ {
-			o := s.PixOffset(b.Min.X, b.Min.Y+y)
-			row := s.Pix[o : o+4*w]
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				d[3*x], d[3*x+1], d[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
-			}
-		}
-	case *image.NRGBA:
-		for y := 0; y < h; y++ {
-			o := s.PixOffset(b.Min.X, b.Min.Y+y)
-			row := s.Pix[o : o+4*w]
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				d[3*x], d[3*x+1], d[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
-			}
-		}
-	case *image.Gray:
-		for y := 0; y < h; y++ {
-			o := s.PixOffset(b.Min.X, b.Min.Y+y)
-			row := s.Pix[o : o+w]
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x, v := range row {
-				d[3*x], d[3*x+1], d[3*x+2] = v, v, v
-			}
-		}
-	case *image.YCbCr:
-		for y := 0; y < h; y++ {
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				yi := s.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := s.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bb := ycbcr(s.Y[yi], s.Cb[ci], s.Cr[ci])
-				d[3*x], d[3*x+1], d[3*x+2] = r, g, bb
-			}
-		}
-	case *image.Paletted:
-		var pal [256][3]uint8
-		for i, c := range s.Palette {
-			r, g, bb, _ := c.RGBA()
-			pal[i] = [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(bb >> 8)}
-		}
-		for y := 0; y < h; y++ {
-			o := s.PixOffset(b.Min.X, b.Min.Y+y)
-			row := s.Pix[o : o+w]
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x, v := range row {
-				p := pal[v]
-				d[3*x], d[3*x+1], d[3*x+2] = p[0], p[1], p[2]
-			}
-		}
-	default:
-		for y := 0; y < h; y++ {
-			d := out.Pix[y*w*3 : (y+1)*w*3]
-			for x := 0; x < w; x++ {
-				r, g, bb, a := src.At(b.Min.X+x, b.Min.Y+y).RGBA()
-				if a != 0 && a != 0xffff { // un-premultiply, like NRGBA
-					r, g, bb = r*0xffff/a, g*0xffff/a, bb*0xffff/a
-				}
-				d[3*x], d[3*x+1], d[3*x+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
-			}
-		}
-	}
-	return out
-}
-
-// ycbcr is image/color's YCbCrToRGB, inlined.
-func ycbcr(y, cb, cr uint8) (uint8, uint8, uint8) {
-	yy := int32(y) * 0x10101
-	cb1 := int32(cb) - 128
-	cr1 := int32(cr) - 128
-	c := func(v int32) uint8 {
-		if uint32(v)&0xff000000 == 0 {
-			return uint8(v >> 16)
-		}
-		if v < 0 {
-			return 0
-		}
-		return 255
-	}
-	return c(yy + 91881*cr1), c(yy - 22554*cb1 - 46802*cr1), c(yy + 116130*cb1)
-}
-
-// toGray converts any image to one channel: grey images are copied, colour
-// images give their luma (OpenCV's weights).
-func toGray(src image.Image) *augment.Image {
-	switch s := src.(type) {
-	case *image.Gray:
-		b := s.Bounds()
-		out := augment.New(b.Dx(), b.Dy(), 1)
-		for y := 0; y < out.H; y++ {
-			o := s.PixOffset(b.Min.X, b.Min.Y+y)
-			copy(out.Pix[y*out.W:(y+1)*out.W], s.Pix[o:o+out.W])
-		}
-		return out
-	case *image.YCbCr:
-		// Y is the luma (JFIF uses the same weights), at full resolution
-		// whatever the chroma subsampling.
-		b := s.Bounds()
-		out := augment.New(b.Dx(), b.Dy(), 1)
-		for y := 0; y < out.H; y++ {
-			o := s.YOffset(b.Min.X, b.Min.Y+y)
-			copy(out.Pix[y*out.W:(y+1)*out.W], s.Y[o:o+out.W])
-		}
-		return out
-	}
-	return toRGB(src).Gray()
+	return img.Gray(), nil
 }
 
 // splitPanels returns the first (face) and second (mask, as luma) of n

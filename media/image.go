@@ -12,12 +12,28 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	_ "golang.org/x/image/bmp"  // BMP decoder
 	_ "golang.org/x/image/webp" // WebP decoder (lossy and lossless)
 )
+
+// imageExts are the file extensions of the image formats DecodeImage reads,
+// in the order they are tried where one is looked for by its stem.
+var imageExts = []string{".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+
+// ImageExts returns the file extensions (lower case, with the dot) of the
+// image formats this package decodes: the one list of the project's image
+// files, for folders searched for pictures.
+func ImageExts() []string { return slices.Clone(imageExts) }
+
+// IsImageExt reports whether name (a file name or path) has, in any case,
+// the extension of an image format this package decodes.
+func IsImageExt(name string) bool {
+	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
+}
 
 // DecodeImage reads an image file with the default limits (see
 // Limits.DecodeImage).

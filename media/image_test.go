@@ -344,3 +344,51 @@ func TestDecodeTransparentOverBlack(t *testing.T) {
 		t.Errorf("transparent pixel %v, want black", got)
 	}
 }
+
+func TestImageExts(t *testing.T) {
+	for _, name := range []string{"a.png", "b.JPG", "dir/c.jpeg", "d.Bmp", "e.webp", "f.gif"} {
+		if !IsImageExt(name) {
+			t.Errorf("IsImageExt(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"a.tif", "b.tiff", "c.heic", "d.mp4", "png", "e.png.txt", ""} {
+		if IsImageExt(name) {
+			t.Errorf("IsImageExt(%q) = true", name)
+		}
+	}
+	// Every listed extension names a format DecodeImage reads: encode a
+	// picture in each format the standard library writes and decode it
+	// through a file of that name.
+	img := image.NewRGBA(image.Rect(0, 0, 4, 4))
+	enc := map[string]func(*bytes.Buffer) error{
+		".png":  func(b *bytes.Buffer) error { return png.Encode(b, img) },
+		".jpg":  func(b *bytes.Buffer) error { return jpeg.Encode(b, img, nil) },
+		".jpeg": func(b *bytes.Buffer) error { return jpeg.Encode(b, img, nil) },
+		".bmp":  func(b *bytes.Buffer) error { return bmp.Encode(b, img) },
+		".gif":  func(b *bytes.Buffer) error { return gif.Encode(b, img, nil) },
+	}
+	dir := t.TempDir()
+	for _, ext := range ImageExts() {
+		if IsVideoExt("x" + ext) {
+			t.Errorf("%s is both an image and a video extension", ext)
+		}
+		e, ok := enc[ext]
+		if !ok {
+			continue // WebP: decode only, covered by the decoding tests
+		}
+		var b bytes.Buffer
+		if err := e(&b); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "x"+ext)
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeImage(p); err != nil {
+			t.Errorf("%s: %v", ext, err)
+		}
+	}
+	if ImageExts()[0] = ".x"; ImageExts()[0] == ".x" {
+		t.Error("ImageExts returns the package's own slice")
+	}
+}

@@ -109,6 +109,11 @@ func videoExt(ext string) bool {
 	return false
 }
 
+// IsVideoExt reports whether name (a file name or path) has, in any case,
+// the extension of a usual video container; IsVideo also looks at the
+// file's first bytes.
+func IsVideoExt(name string) bool { return videoExt(filepath.Ext(name)) }
+
 // IsVideo reports whether path looks like a video: by its first bytes when
 // they are those of a known container (or of an image, which is not a
 // video), else by its extension.

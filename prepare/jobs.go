@@ -113,9 +113,6 @@ func ffppJobs(root, comp string, methods []string, authors bool) ([]job, error) 
 	return jobs, nil
 }
 
-// imageExts are the image files taken from folders.
-var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".webp": true, ".bmp": true, ".gif": true}
-
 // labelOf infers a label from the path components of p, nearest first:
 // "real" or "original_sequences" make it real, "fake" or
 // "manipulated_sequences" fake.
@@ -183,7 +180,7 @@ func plainJobs(inputs []string, label, masks, out string) ([]job, error) {
 	}
 	add := func(path, rel string) error {
 		isVid := media.IsVideo(path)
-		if !isVid && !imageExts[strings.ToLower(filepath.Ext(path))] {
+		if !isVid && !media.IsImageExt(path) {
 			return nil
 		}
 		j := job{src: path, video: isVid}
@@ -278,7 +275,7 @@ func findMask(dir, rel string) string {
 			return p
 		}
 		stem := strings.TrimSuffix(p, filepath.Ext(p))
-		for _, ext := range []string{".png", ".jpg", ".jpeg", ".bmp", ".webp", ".mp4", ".avi", ".mkv", ".mov", ".webm"} {
+		for _, ext := range append(media.ImageExts(), ".mp4", ".avi", ".mkv", ".mov", ".webm") {
 			if st, err := os.Stat(stem + ext); err == nil && !st.IsDir() {
 				return stem + ext
 			}
