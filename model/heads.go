@@ -8,21 +8,18 @@ import (
 // BasicConv is conv 1x1 (no bias) + BN + ReLU: the score0..score5 layers that
 // bring x0..x5 to a common width before MPFF.
 type BasicConv struct {
-	Conv  *nn.Conv2d
-	BN    *nn.BatchNorm2d
-	fused *nn.Conv2d // Conv with BN folded in (PrepareInference)
+	ConvBN *nn.ConvBN
 }
 
 func newBasicConv(p nn.Path, in, out int64) *BasicConv {
-	return &BasicConv{
-		Conv: nn.NewConv2d(p.Sub("conv"), in, out, 1, torch.Conv{}, false),
-		BN:   nn.NewBatchNorm2d(p.Sub("bn"), out),
-	}
+	return &BasicConv{ConvBN: nn.NewConvBN(p.Store(),
+		nn.NewConv2d(p.Sub("conv"), in, out, 1, torch.Conv{}, false),
+		nn.NewBatchNorm2d(p.Sub("bn"), out))}
 }
 
 // Forward applies conv, BN and ReLU.
 func (b *BasicConv) Forward(ctx *nn.Ctx, x *torch.Tensor) *torch.Tensor {
-	return convBN(ctx, b.Conv, b.BN, b.fused, x).Relu()
+	return b.ConvBN.Forward(ctx, x).Relu()
 }
 
 // ConvHead is BN, ReLU, conv 1x1 without bias: seg_header (814 -> 2 patch

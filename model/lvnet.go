@@ -88,10 +88,10 @@ func New(cfg Config, seed uint64) (*LVNet, error) {
 }
 
 // DType is the element type of the model's weights.
-func (m *LVNet) DType() torch.DType { return m.rgb.conv1.W.DType() }
+func (m *LVNet) DType() torch.DType { return m.rgb.stem1.Conv.W.DType() }
 
 // Device is where the model's weights live.
-func (m *LVNet) Device() torch.Device { return m.rgb.conv1.W.Device() }
+func (m *LVNet) Device() torch.Device { return m.rgb.stem1.Conv.W.Device() }
 
 // To converts the model's weights to dt (Float32, Float64; BFloat16 for
 // inference) on device dev.

@@ -73,6 +73,16 @@ func (b *BatchNorm2d) Forward(ctx *Ctx, x *torch.Tensor) *torch.Tensor {
 	return x.BatchNorm(b.W, b.B, b.RunningMean, b.RunningVar, ctx.Train, b.Momentum, b.Eps)
 }
 
+// ScaleShift returns the affine map of the eval-mode BatchNorm, y = scale*x +
+// shift per channel with scale = gamma / sqrt(var + eps) and shift = beta -
+// mean*scale, as float64 tensors of scope s (for folding it into a layer).
+func (b *BatchNorm2d) ScaleShift(s *torch.Scope) (scale, shift *torch.Tensor) {
+	f64 := func(t *torch.Tensor) *torch.Tensor { return t.Detach().In(s).ToDType(torch.Float64) }
+	scale = f64(b.W).Div(f64(b.RunningVar).AddScalar(b.Eps).Sqrt())
+	shift = f64(b.B).Sub(f64(b.RunningMean).Mul(scale))
+	return scale, shift
+}
+
 // count increments num_batches_tracked, as torch does in training mode.
 func (b *BatchNorm2d) count(x *torch.Tensor) {
 	if x.Err() != nil {

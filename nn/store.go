@@ -38,6 +38,7 @@ type Entry struct {
 type Store struct {
 	entries []*Entry
 	byName  map[string]*Entry
+	convBNs []*ConvBN
 	gen     *torch.Generator
 	err     error
 }
@@ -72,8 +73,16 @@ func (s *Store) Params() []*Entry {
 	return out
 }
 
-// Free releases every tensor of the store.
+// ConvBNs returns the conv+BatchNorm layers made on the store's tensors
+// (NewConvBN), in creation order: the layers a model folds for inference.
+func (s *Store) ConvBNs() []*ConvBN { return s.convBNs }
+
+// Free releases every tensor of the store, and the folded copies of its
+// conv+BatchNorm layers.
 func (s *Store) Free() {
+	for _, c := range s.convBNs {
+		c.Unfold()
+	}
 	for _, e := range s.entries {
 		e.T.Free()
 	}
