@@ -7,17 +7,20 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/lvnet-go/lvnet/train"
 )
 
-// Step is one "kind":"step" line of a training log. Missing numbers are NaN.
+// Step is one "kind":"step" line of a training log (train.StepRecord).
+// Missing numbers are NaN, a missing epoch or step -1.
 type Step struct {
 	Epoch, Step                     int
 	Loss, LossCls, LossSeg, Acc, LR float64
 	ImagesPerS                      float64
 }
 
-// Epoch is one "kind":"epoch" line of a training log. Missing numbers are
-// NaN.
+// Epoch is one "kind":"epoch" line of a training log (train.EpochRecord).
+// Missing numbers are NaN, a missing epoch -1.
 type Epoch struct {
 	Epoch                               int
 	TrainLoss, TrainAcc, ValAUC, ValAcc float64
@@ -29,34 +32,9 @@ type TrainLog struct {
 	Epochs []Epoch
 }
 
-// logLine is the union of the line kinds, with pointers to tell missing
-// numbers from zeros.
-type logLine struct {
-	Kind       string   `json:"kind"`
-	Epoch      *int     `json:"epoch"`
-	Step       *int     `json:"step"`
-	Loss       *float64 `json:"loss"`
-	LossCls    *float64 `json:"loss_cls"`
-	LossSeg    *float64 `json:"loss_seg"`
-	Acc        *float64 `json:"acc"`
-	LR         *float64 `json:"lr"`
-	ImagesPerS *float64 `json:"images_per_s"`
-	TrainLoss  *float64 `json:"train_loss"`
-	TrainAcc   *float64 `json:"train_acc"`
-	ValAUC     *float64 `json:"val_auc"`
-	ValAcc     *float64 `json:"val_acc"`
-}
-
 func num(p *float64) float64 {
 	if p == nil {
 		return math.NaN()
-	}
-	return *p
-}
-
-func integer(p *int) int {
-	if p == nil {
-		return -1
 	}
 	return *p
 }
@@ -79,23 +57,37 @@ func ReadTrainLog(path string) (log TrainLog, problems []string, err error) {
 		if text == "" {
 			continue
 		}
-		var l logLine
-		if err := json.Unmarshal([]byte(text), &l); err != nil {
+		var head struct {
+			Kind string `json:"kind"`
+		}
+		if err := json.Unmarshal([]byte(text), &head); err != nil {
 			problems = append(problems, fmt.Sprintf("%s:%d: %v", path, n, err))
 			continue
 		}
-		switch l.Kind {
-		case "step":
+		switch head.Kind {
+		case train.KindStep:
+			// Numbers absent from the line keep these values.
+			nan := math.NaN()
+			r := train.StepRecord{Epoch: -1, Step: -1, Loss: nan, LossCls: nan, LossSeg: nan, Acc: nan, LR: nan, ImagesPerS: nan}
+			if err := json.Unmarshal([]byte(text), &r); err != nil {
+				problems = append(problems, fmt.Sprintf("%s:%d: %v", path, n, err))
+				continue
+			}
 			log.Steps = append(log.Steps, Step{
-				Epoch: integer(l.Epoch), Step: integer(l.Step),
-				Loss: num(l.Loss), LossCls: num(l.LossCls), LossSeg: num(l.LossSeg),
-				Acc: num(l.Acc), LR: num(l.LR), ImagesPerS: num(l.ImagesPerS),
+				Epoch: r.Epoch, Step: r.Step,
+				Loss: r.Loss, LossCls: r.LossCls, LossSeg: r.LossSeg,
+				Acc: r.Acc, LR: r.LR, ImagesPerS: r.ImagesPerS,
 			})
-		case "epoch":
+		case train.KindEpoch:
+			r := train.EpochRecord{Epoch: -1}
+			if err := json.Unmarshal([]byte(text), &r); err != nil {
+				problems = append(problems, fmt.Sprintf("%s:%d: %v", path, n, err))
+				continue
+			}
 			log.Epochs = append(log.Epochs, Epoch{
-				Epoch:     integer(l.Epoch),
-				TrainLoss: num(l.TrainLoss), TrainAcc: num(l.TrainAcc),
-				ValAUC: num(l.ValAUC), ValAcc: num(l.ValAcc),
+				Epoch:     r.Epoch,
+				TrainLoss: num(r.TrainLoss), TrainAcc: num(r.TrainAcc),
+				ValAUC: num(r.ValAUC), ValAcc: num(r.ValAcc),
 			})
 		case "":
 			problems = append(problems, fmt.Sprintf("%s:%d: no \"kind\"", path, n))
