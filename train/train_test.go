@@ -237,3 +237,61 @@ func readEpochs(t *testing.T, path string) []map[string]any {
 	}
 	return out
 }
+
+// Ctrl-C (or MaxSteps) between two saves of the resume state (save_every
+// 3, stopped after 2 steps) still saves the complete state: the resumed run
+// reproduces the uninterrupted one bit for bit.
+func TestInterruptSavesResumeState(t *testing.T) {
+	dir := t.TempDir()
+	writeSet(t, dir, 6)
+	cfg := tinyConfig()
+	cfg.Epochs = 2 // 3 batches of 4 per epoch: 6 steps
+	cfg.SaveEvery = 3
+
+	full := filepath.Join(t.TempDir(), "full")
+	if _, err := Run(context.Background(), runOpts(dir, full, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := weights.ReadSafetensors(filepath.Join(full, "last.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "parts")
+	o := runOpts(dir, out, cfg)
+	o.MaxSteps = 2
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Step != 2 {
+		t.Fatalf("first part: interrupted %v at step %d, want step 2", res.Interrupted, res.Step)
+	}
+	if _, err := os.Stat(filepath.Join(out, "last.optim.safetensors")); err != nil {
+		t.Fatalf("no resume state after the interruption: %v", err)
+	}
+	o.MaxSteps = 0
+	o.Resume = true
+	if res, err = Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if res.Interrupted || res.Step != 6 {
+		t.Fatalf("resumed run: interrupted %v at step %d", res.Interrupted, res.Step)
+	}
+	got, _, err := weights.ReadSafetensors(filepath.Join(out, "last.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff := 0
+	for k, w := range want {
+		if !bytes.Equal(w.Data, got[k].Data) {
+			diff++
+		}
+	}
+	if diff > 0 {
+		t.Errorf("%d of %d tensors differ from the uninterrupted run", diff, len(want))
+	}
+	if n := len(readSteps(t, filepath.Join(out, "metrics.jsonl"))); n != 6 {
+		t.Errorf("metrics.jsonl has %d step lines, want 6", n)
+	}
+}
