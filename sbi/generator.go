@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"io/fs"
 	"math/rand/v2"
 	"net/url"
@@ -87,9 +88,6 @@ var (
 	_ data.Generator = (*Generator)(nil)
 	_ data.Labeler   = (*Generator)(nil)
 )
-
-// imageExts are the face image files a folder is searched for.
-var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".webp": true, ".bmp": true}
 
 // NewGenerator lists the real faces of dir: the real entries (label 0) of
 // dir/index.jsonl with their landmarks when there is one (as written by
@@ -180,7 +178,7 @@ func (g *Generator) listFolder() error {
 			}
 			return nil
 		}
-		if !imageExts[filepath.Ext(name)] {
+		if !media.IsImageExt(name) {
 			return nil
 		}
 		rel, err := filepath.Rel(g.dir, path)
@@ -268,6 +266,9 @@ type cacheLine struct {
 	ModTime   int64        `json:"mtime"`
 	Landmarks [][2]float32 `json:"landmarks,omitempty"`
 	NoFace    bool         `json:"noface,omitempty"`
+	// Padded marks a NoFace found also in the padded image (older
+	// NoFace lines, written without the padded retry, are retried).
+	Padded bool `json:"padded,omitempty"`
 }
 
 // cachePath picks the cache file (see GeneratorOptions.Cache).
@@ -329,6 +330,8 @@ func (g *Generator) openCache() error {
 			continue
 		}
 		switch {
+		case l.NoFace && !l.Padded:
+			continue // looked for before tight crops were padded: look again
 		case l.NoFace:
 			g.noFace[i] = true
 		case len(l.Landmarks) == face.NumLandmarks:
@@ -431,10 +434,13 @@ func (g *Generator) landmarks(k int, img *image.RGBA) (*[face.NumLandmarks][2]fl
 		return nil, err
 	}
 	faces, err := det.Detect(img)
+	if err == nil && len(faces) == 0 {
+		faces, err = detectPadded(det, img)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sbi: detect landmarks in %s: %w", g.faces[k], err)
 	}
-	line := cacheLine{Image: g.rel[k]}
+	line := cacheLine{Image: g.rel[k], Padded: true}
 	if st, err := os.Stat(g.faces[k]); err == nil {
 		line.Size, line.ModTime = st.Size(), st.ModTime().UnixNano()
 	}
@@ -452,6 +458,44 @@ func (g *Generator) landmarks(k int, img *image.RGBA) (*[face.NumLandmarks][2]fl
 	line.Landmarks = lm[:]
 	g.appendCache(line)
 	return lm, nil
+}
+
+// TightPad is the border, as a fraction of the image's longer side, added
+// on every side of a face crop in which the detector found no face: crops
+// cut tight around the face (DFDC's) fill the picture more than the faces
+// the detector was trained on, and it finds them once they fill a third of
+// the frame. On the first 200 DFDC real crops: 37 without a face found
+// unpadded, 34 with a border of 0.3, 22 with 0.6, 8 with 1.0.
+const TightPad = 1.0
+
+// detectPadded looks for faces in img framed by a mid-grey border of
+// TightPad on every side, and returns them in img's coordinates.
+func detectPadded(det FaceDetector, img *image.RGBA) ([]face.Face, error) {
+	b := img.Bounds()
+	p := int(TightPad * float64(max(b.Dx(), b.Dy())))
+	padded := image.NewRGBA(image.Rect(0, 0, b.Dx()+2*p, b.Dy()+2*p))
+	for i := range padded.Pix {
+		padded.Pix[i] = 128
+		if i%4 == 3 {
+			padded.Pix[i] = 255
+		}
+	}
+	draw.Draw(padded, image.Rect(p, p, p+b.Dx(), p+b.Dy()), img, b.Min, draw.Src)
+	faces, err := det.Detect(padded)
+	if err != nil {
+		return nil, err
+	}
+	for i := range faces {
+		for j := range faces[i].Landmarks {
+			faces[i].Landmarks[j][0] -= float32(p - b.Min.X)
+			faces[i].Landmarks[j][1] -= float32(p - b.Min.Y)
+		}
+
+		dx, dy := float32(p-b.Min.X), float32(p-b.Min.Y)
+		bx := &faces[i].Box
+		bx.X0, bx.X1, bx.Y0, bx.Y1 = bx.X0-dx, bx.X1-dx, bx.Y0-dy, bx.Y1-dy
+	}
+	return faces, nil
 }
 
 // appendCache writes one cache line (g.mu held), opening the cache file on
@@ -538,7 +582,7 @@ func (g *Generator) Close() error {
 func ParseSpec(spec string) (dir string, o GeneratorOptions, err error) {
 	rest, ok := strings.CutPrefix(spec, "sbi:")
 	if !ok {
-		return "", o, fmt.Errorf("sbi spec %q: does not start with sbi:", spec)
+		return "", o, fmt.Errorf("sbi spec %q: want the form sbi:DIR", spec)
 	}
 	dir = rest
 	if i := strings.LastIndexByte(rest, '?'); i >= 0 {

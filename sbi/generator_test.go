@@ -179,8 +179,8 @@ func TestGeneratorDetectsAndCaches(t *testing.T) {
 			t.Fatalf("face without detection: %v", err)
 		}
 	}
-	if det.calls != 2 {
-		t.Errorf("detector called %d times for 2 faces used twice", det.calls)
+	if det.calls != 3 { // a.png once, b.png twice (plain, then padded)
+		t.Errorf("detector called %d times for 2 faces used twice, want 3", det.calls)
 	}
 	if !reflect.DeepEqual(g.Landmarks(0), landmarkSlice(lm)) {
 		t.Error("Landmarks(0) after detection differ")
@@ -314,7 +314,7 @@ func TestParseSpec(t *testing.T) {
 		{spec: "sbi:/data/faces", dir: "/data/faces"},
 		{spec: "sbi:faces?reals=1", dir: "faces", reals: true},
 		{spec: "sbi:faces?hulls=face,dfl&ratios=0.5,1&cache=-", dir: "faces", hulls: []Hull{HullFace, HullDFL}, ratios: []float64{0.5, 1}, cache: "-"},
-		{spec: "faces", wantErr: "does not start with sbi:"},
+		{spec: "faces", wantErr: "want the form sbi:DIR"},
 		{spec: "sbi:", wantErr: "no folder"},
 		{spec: "sbi:x?reals=maybe", wantErr: "not a boolean"},
 		{spec: "sbi:x?hulls=oval", wantErr: "unknown hull"},
@@ -377,4 +377,43 @@ func TestGeneratorDefaultCache(t *testing.T) {
 	if got := files(cacheHome); len(got) != 1 || !strings.HasPrefix(got[0], "lvnet/sbi/") {
 		t.Errorf("cache files %v, want one in lvnet/sbi/", got)
 	}
+}
+
+// TestGeneratorPadsTightCrops checks the retry on a padded frame: a face the
+// detector only finds with a border is found, and its landmarks come back
+// in the crop's coordinates.
+func TestGeneratorPadsTightCrops(t *testing.T) {
+	dir := t.TempDir()
+	img, lm := synthFace(96)
+	savePNG(t, filepath.Join(dir, "real", "a.png"), img)
+	pad := float32(TightPad * 96)
+	var inPadded [face.NumLandmarks][2]float32
+	for i, p := range lm {
+		inPadded[i] = [2]float32{p[0] + pad, p[1] + pad}
+	}
+	det := &fakeDetector{width: 96 + 2*int(pad), lm: inPadded} // finds the face in the padded frame only
+	g, err := NewGenerator(dir, GeneratorOptions{Detector: det, Cache: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, _, err := g.Generate(0, rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	if det.calls != 2 {
+		t.Errorf("%d detector calls, want 2 (plain, padded)", det.calls)
+	}
+	got := g.Landmarks(0)
+	for i, p := range lm {
+		if d := max(abs32(got[i][0]-p[0]), abs32(got[i][1]-p[1])); d > 1e-3 {
+			t.Fatalf("landmark %d from the padded frame: %v, want %v", i, got[i], p)
+		}
+	}
+}
+
+func abs32(v float32) float32 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
