@@ -116,17 +116,48 @@ type Losses struct {
 	Cls, Seg, Total *torch.Tensor
 }
 
-// SupervisedLoss is the paper's loss with masks: cross entropy on the class
-// logits plus patch cross entropy against MaskTarget(mask).
-func (m *LVNet) SupervisedLoss(out Output, labels, mask *torch.Tensor) (Losses, error) {
-	l := Losses{Cls: ClsLoss(out.Cls, labels)}
+// Criterion applies a loss to an output and its targets. Plain (nil)
+// applies it directly; mixup's criterion mixes the loss against the targets
+// and against the permuted targets.
+type Criterion func(loss func(out, target *torch.Tensor) *torch.Tensor, out, target *torch.Tensor) *torch.Tensor
+
+// Supervised is the paper's training loss, the one definition the training
+// loop and SupervisedLoss share: ClsLoss on the class logits plus, when
+// patchTarget is not nil, SegLoss of the patch map against it (-100 marks
+// patches to ignore, see IgnoreUnknown), each through crit (nil: plain).
+func Supervised(out Output, labels, patchTarget *torch.Tensor, crit Criterion) Losses {
+	if crit == nil {
+		crit = func(loss func(o, t *torch.Tensor) *torch.Tensor, o, t *torch.Tensor) *torch.Tensor { return loss(o, t) }
+	}
+	l := Losses{Cls: crit(ClsLoss, out.Cls, labels)}
 	l.Total = l.Cls
+	if patchTarget != nil && out.Seg != nil {
+		l.Seg = crit(SegLoss, out.Seg, patchTarget)
+		l.Total = l.Total.Add(l.Seg)
+	}
+	return l
+}
+
+// IgnoreUnknown returns patch targets (n x G x G, int64) with -100, the
+// ignored class of SegLoss, for the samples whose mask is unknown
+// (known[i] == 0; known is n x 1 x 1 x 1 of 0/1, int64): fakes without a mask
+// train the class only.
+func IgnoreUnknown(target, known *torch.Tensor) *torch.Tensor {
+	return target.Mul(known).Add(known.MulScalar(100).SubScalar(100)) // known ? t : -100
+}
+
+// SupervisedLoss is the paper's loss with masks: cross entropy on the class
+// logits plus patch cross entropy against MaskTarget(mask) (Supervised).
+func (m *LVNet) SupervisedLoss(out Output, labels, mask *torch.Tensor) (Losses, error) {
+	var target *torch.Tensor
 	if out.Seg != nil {
 		if mask == nil {
+			l := Losses{Cls: ClsLoss(out.Cls, labels)}
+			l.Total = l.Cls
 			return l, fmt.Errorf("supervised loss: the model localises but no mask was given")
 		}
-		l.Seg = SegLoss(out.Seg, MaskTarget(mask, int64(m.Config.Grid())))
-		l.Total = l.Cls.Add(l.Seg)
+		target = MaskTarget(mask, int64(m.Config.Grid()))
 	}
+	l := Supervised(out, labels, target, nil)
 	return l, l.Total.Err()
 }

@@ -81,8 +81,7 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 			}
 		}
 		t19 := model.MaskTarget(torch.FromSlice(s, b.Masks, n, 1, S, S), g).ToDType(torch.Int64)
-		k := torch.FromSlice(s, known, n, 1, 1, 1)
-		target = t19.Mul(k).Add(k.MulScalar(100).SubScalar(100)).ToDevice(dev) // known ? t : -100
+		target = model.IgnoreUnknown(t19, torch.FromSlice(s, known, n, 1, 1, 1)).ToDevice(dev)
 	}
 
 	// Mixup as the authors do it: with probability MixupProb, lambda ~
@@ -101,12 +100,15 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 	lam := mix.Lambda
 
 	out := st.Model.Forward(nn.TrainCtx(gen), x)
-	mixed := mix.Loss
-	lossCls := mixed(model.ClsLoss, out.Cls, labels)
-	total := lossCls
+	if !anyMask {
+		target = nil // no patch loss in a batch without known masks
+	}
 	var lossSeg *torch.Tensor
+	var total, lossCls *torch.Tensor
 	switch {
 	case cfg.SSPSL:
+		lossCls = mix.Loss(model.ClsLoss, out.Cls, labels)
+		total = lossCls
 		regions := torch.Zeros(s, n, 1, S, S)
 		if b.Regions != nil {
 			regions = torch.FromSlice(s, b.Regions, n, 1, S, S)
@@ -116,11 +118,10 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 		if epoch < cfg.SSPSLWarmEpochs {
 			lossSeg = lossSeg.Add(realsTowardsZero(s, out.Seg, b.Labels))
 		}
-	case target != nil && anyMask:
-		lossSeg = mixed(model.SegLoss, out.Seg, target)
-	}
-	if lossSeg != nil {
 		total = total.Add(lossSeg)
+	default:
+		l := model.Supervised(out, labels, target, mix.Loss)
+		lossCls, lossSeg, total = l.Cls, l.Seg, l.Total
 	}
 	st.Opt.ZeroGrad()
 	if err := total.Backward(); err != nil {
