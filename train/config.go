@@ -94,7 +94,7 @@ func Presets() map[string]Config {
 	def.Model.ImageSize = 96
 	def.Model.Width = 0.25
 	def.Model.Dropout = 0.2
-	def.Epochs = 14
+	def.Epochs = 11
 	def.BatchSize = 32
 	def.LR = 1e-3
 	def.Schedule = "cosine"
