@@ -7,8 +7,14 @@ package shared
 import (
 	"os"
 	"path/filepath"
-	"testing"
 )
+
+// TB is the part of testing.TB that Path uses (so that programs can find
+// the folder with Find without linking package testing).
+type TB interface {
+	Helper()
+	Skipf(format string, args ...any)
+}
 
 // Env overrides the location of the shared folder.
 const Env = "LVNET_SHARED"
@@ -42,7 +48,7 @@ func Find() (dir string, ok bool) {
 
 // Path returns a path inside the shared folder, skipping the test with a
 // message when the folder or the path is absent.
-func Path(tb testing.TB, elem ...string) string {
+func Path(tb TB, elem ...string) string {
 	tb.Helper()
 	dir, ok := Find()
 	if !ok {
