@@ -34,12 +34,13 @@ const Format = "lvnet/1"
 
 // Metadata keys of a checkpoint.
 const (
-	KeyFormat     = "format"
-	KeyConfig     = "config"
-	KeyProvenance = "provenance"
-	KeyMetrics    = "metrics"
-	KeyEpoch      = "epoch"
-	KeyStep       = "step"
+	KeyFormat      = "format"
+	KeyConfig      = "config"
+	KeyProvenance  = "provenance"
+	KeyMetrics     = "metrics"
+	KeyEpoch       = "epoch"
+	KeyStep        = "step"
+	KeyCalibration = "calibration"
 )
 
 // Sources of weights recorded in Provenance.Source.
@@ -62,6 +63,11 @@ type Provenance struct {
 	Torch       string `json:"torch"`                  // libtorch version
 	Seed        uint64 `json:"seed,omitempty"`         // seed of the default initialisation, when used
 	Note        string `json:"note,omitempty"`
+	// Of a trained model: the data, the command that trained it and the
+	// commit of the code (git describe) it was trained with.
+	Data    string `json:"data,omitempty"`
+	Command string `json:"command,omitempty"`
+	Commit  string `json:"commit,omitempty"`
 }
 
 // Meta is the metadata of a checkpoint besides its tensors.
@@ -74,6 +80,58 @@ type Meta struct {
 	Metrics map[string]any
 	Epoch   int64
 	Step    int64
+	// Calibration turns the model's logits into calibrated probabilities
+	// and labels; nil for an uncalibrated model (temperature 1, threshold
+	// 0.5).
+	Calibration *Calibration
+}
+
+// Calibration is what `lvnet calibrate` chose on a validation set.
+type Calibration struct {
+	// Temperature divides the class logits before the softmax (1: none).
+	Temperature float64 `json:"temperature"`
+	// Threshold is the decision threshold on the calibrated p_fake: a face
+	// with p_fake >= Threshold is labelled fake.
+	Threshold float64 `json:"threshold"`
+	// ThresholdRule says how Threshold was chosen (e.g. "reals-0.95": 95%
+	// of the validation reals fall below it).
+	ThresholdRule string `json:"threshold_rule,omitempty"`
+	// Validation names the data it was fitted on.
+	Validation string `json:"validation,omitempty"`
+	// LogLossRaw and LogLoss are the validation log loss at temperature 1
+	// and at Temperature.
+	LogLossRaw float64 `json:"log_loss_raw,omitempty"`
+	LogLoss    float64 `json:"log_loss,omitempty"`
+}
+
+// Validate checks that the calibration can be applied.
+func (c *Calibration) Validate() error {
+	if c == nil {
+		return nil
+	}
+	if !(c.Temperature > 0) || c.Temperature > 1e3 {
+		return fmt.Errorf("calibration: temperature %v outside (0, 1000]", c.Temperature)
+	}
+	if !(c.Threshold > 0 && c.Threshold <= 1) {
+		return fmt.Errorf("calibration: threshold %v outside (0, 1]", c.Threshold)
+	}
+	return nil
+}
+
+// TemperatureOr1 returns the calibration temperature, 1 when uncalibrated.
+func (m Meta) TemperatureOr1() float64 {
+	if m.Calibration == nil {
+		return 1
+	}
+	return m.Calibration.Temperature
+}
+
+// ThresholdOr returns the calibrated threshold, or def when uncalibrated.
+func (m Meta) ThresholdOr(def float64) float64 {
+	if m.Calibration == nil {
+		return def
+	}
+	return m.Calibration.Threshold
 }
 
 // LoadOptions select where a loaded model lives.
@@ -130,14 +188,25 @@ func encodeMeta(meta Meta) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode metrics: %w", err)
 	}
-	return map[string]string{
+	md := map[string]string{
 		KeyFormat:     Format,
 		KeyConfig:     string(cfg),
 		KeyProvenance: string(prov),
 		KeyMetrics:    string(met),
 		KeyEpoch:      strconv.FormatInt(meta.Epoch, 10),
 		KeyStep:       strconv.FormatInt(meta.Step, 10),
-	}, nil
+	}
+	if meta.Calibration != nil {
+		if err := meta.Calibration.Validate(); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(meta.Calibration)
+		if err != nil {
+			return nil, fmt.Errorf("encode calibration: %w", err)
+		}
+		md[KeyCalibration] = string(b)
+	}
+	return md, nil
 }
 
 // ErrNotCheckpoint is wrapped by the errors of Load and ReadMeta for files
@@ -177,6 +246,15 @@ func decodeMeta(md map[string]string) (Meta, error) {
 	if s, ok := md[KeyMetrics]; ok {
 		if err := json.Unmarshal([]byte(s), &meta.Metrics); err != nil {
 			return meta, fmt.Errorf("metrics metadata: %w", err)
+		}
+	}
+	if s, ok := md[KeyCalibration]; ok {
+		meta.Calibration = new(Calibration)
+		if err := json.Unmarshal([]byte(s), meta.Calibration); err != nil {
+			return meta, fmt.Errorf("calibration metadata: %w", err)
+		}
+		if err := meta.Calibration.Validate(); err != nil {
+			return meta, fmt.Errorf("calibration metadata: %w", err)
 		}
 	}
 	for _, f := range []struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/torch"
+	"github.com/lvnet-go/lvnet/train"
 )
 
 // BenchmarkAnalyzeAligned measures the aligned-crop path end to end (PNG
@@ -31,19 +32,11 @@ func BenchmarkAnalyzeAligned(b *testing.B) {
 		m    func() *model.LVNet
 	}{
 		{"small64", func() *model.LVNet { return testModel(b) }},
+		{"default96", func() *model.LVNet { return preparedModel(b, defaultModelConfig(b)) }},
 		{"paper299", func() *model.LVNet {
 			cfg := model.Paper()
 			cfg.SSPSL = false
-			m, err := model.New(cfg, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(m.Free)
-			// As lvnet detect prepares it on the CPU.
-			if err := m.PrepareInference(model.InferenceOptions{ChannelsLast: true}); err != nil {
-				b.Fatal(err)
-			}
-			return m
+			return preparedModel(b, cfg)
 		}},
 	} {
 		for _, bs := range []int{1, 4, 8} {
@@ -104,11 +97,14 @@ func BenchmarkAnalyzeVideo720p(b *testing.B) {
 		b.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
 	det := realDetector(b)
-	for _, size := range []string{"smoke96", "paper299"} {
+	for _, size := range []string{"smoke96", "default96", "paper299"} {
 		cfg := model.Paper()
 		cfg.SSPSL = false
-		if size == "smoke96" {
+		switch size {
+		case "smoke96":
 			cfg.ImageSize, cfg.Width = 96, 0.125
+		case "default96":
+			cfg = defaultModelConfig(b)
 		}
 		m, err := model.New(cfg, 1)
 		if err != nil {
@@ -144,4 +140,28 @@ func BenchmarkAnalyzeVideo720p(b *testing.B) {
 		}
 		m.Free()
 	}
+}
+
+// defaultModelConfig is the configuration of the shipped model (the
+// training preset "default").
+func defaultModelConfig(b *testing.B) model.Config {
+	c, err := train.Preset("default")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c.Model
+}
+
+// preparedModel is a model of cfg prepared for CPU inference as lvnet
+// detect prepares it.
+func preparedModel(b *testing.B, cfg model.Config) *model.LVNet {
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Free)
+	if err := m.PrepareInference(model.InferenceOptions{ChannelsLast: true}); err != nil {
+		b.Fatal(err)
+	}
+	return m
 }

@@ -2,25 +2,19 @@ package detect
 
 import (
 	"os"
-	"path/filepath"
 
-	"github.com/lvnet-go/lvnet/face"
+	"github.com/lvnet-go/lvnet/shipped"
 )
 
-// ModelEnv names the environment variable that overrides DefaultModelPath.
+// ModelEnv names the environment variable that overrides the default model.
 const ModelEnv = "LVNET_MODEL"
 
-// DefaultModelName is the file name of the default LVNet checkpoint in the
-// model folder (face.DefaultModelDir).
-const DefaultModelName = "lvnet-default.safetensors"
-
-// DefaultModelPath returns the checkpoint that lvnet detect and lvnet serve
-// use without --model: $LVNET_MODEL, else lvnet-default.safetensors in
-// face.DefaultModelDir() (~/.cache/lvnet/models unless $LVNET_MODELS says
-// otherwise). make demo installs one there.
-func DefaultModelPath() string {
+// DefaultModelPath returns the checkpoint that lvnet detect, eval, serve and
+// demo use without --model: $LVNET_MODEL when set, else the shipped model
+// (package shipped), written to the user's cache folder on first use.
+func DefaultModelPath() (string, error) {
 	if p := os.Getenv(ModelEnv); p != "" {
-		return p
+		return p, nil
 	}
-	return filepath.Join(face.DefaultModelDir(), DefaultModelName)
+	return shipped.Path("")
 }

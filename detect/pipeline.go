@@ -91,6 +91,9 @@ type PipelineOptions struct {
 	// aligned face crops (Options.Aligned) can be analysed; other inputs
 	// fail with ErrNeedsAligned. The pipeline does not own it.
 	Faces FaceDetector
+	// Temperature divides the class logits before the softmax: the
+	// model's calibration (checkpoint.Meta.Calibration); 0 means 1.
+	Temperature float64
 }
 
 // Pipeline scores inputs with an LVNet model. It implements Analyzer and is
@@ -105,7 +108,7 @@ type PipelineOptions struct {
 // align_corners=False) does (no resize when it already has that size).
 // Crops are normalised with mean 0.5 and std 0.5 and scored in eval mode,
 // several per forward pass across faces, frames and inputs. p_fake = 1 -
-// softmax(class logits)[0]; the patch map is softmax over the patch
+// softmax(class logits / Temperature)[0]; the patch map is softmax over the patch
 // logits, channel 1.
 //
 // A photo's verdict is its most suspicious face (the highest p_fake). In a
@@ -126,6 +129,12 @@ var _ Analyzer = (*Pipeline)(nil)
 func NewPipeline(m *model.LVNet, opts PipelineOptions) (*Pipeline, error) {
 	if m == nil {
 		return nil, errors.New("new pipeline: nil model")
+	}
+	if opts.Temperature == 0 {
+		opts.Temperature = 1
+	}
+	if !(opts.Temperature > 0) || math.IsInf(opts.Temperature, 0) {
+		return nil, fmt.Errorf("new pipeline: temperature %v must be positive and finite", opts.Temperature)
 	}
 	if opts.BatchSize < 0 || opts.Workers < 0 {
 		return nil, fmt.Errorf("new pipeline: batch size %d and workers %d must not be negative", opts.BatchSize, opts.Workers)
@@ -287,7 +296,7 @@ func (p *Pipeline) scoreBatch(batch []*torch.Tensor) ([]Score, error) {
 	}
 	scores := make([]Score, len(batch))
 	for b := range batch {
-		scores[b].PFake = softmax1(cls[2*b], cls[2*b+1])
+		scores[b].PFake = softmaxT(cls[2*b], cls[2*b+1], p.opts.Temperature)
 		if seg == nil {
 			continue
 		}
@@ -319,6 +328,12 @@ func finite(sc Score) bool {
 		}
 	}
 	return true
+}
+
+// softmaxT returns the second component of softmax(l0/t, l1/t), in
+// float64: 1 / (1 + exp((l0 - l1)/t)).
+func softmaxT(l0, l1 float32, t float64) float64 {
+	return 1 / (1 + math.Exp((float64(l0)-float64(l1))/t))
 }
 
 // softmax1 returns the second component of softmax(l0, l1), in float64:

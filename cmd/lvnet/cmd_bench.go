@@ -1,20 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/lvnet-go/lvnet/bench"
 	"github.com/lvnet-go/lvnet/torch"
 )
 
-func runBench(args []string) error {
-	fs := newFlags("bench", "")
+func benchMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags(stderr, "bench", "")
 	asJSON := fs.Bool("json", false, "print one JSON line with the keys of the authors' timing script")
 	reps := fs.Int("reps", 3, "timed runs per measurement, after one warm-up")
-	threads := fs.Int("threads", 0, "intra-op threads (default: all CPUs)")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
+	engine := addEngineFlags(fs)
 	plain := fs.Bool("plain", false, "eval without the inference rewrite (no BatchNorm folding, NCHW)")
 	nchw := fs.Bool("nchw", false, "keep convolutions NCHW (default: channels-last)")
 	bf16 := fs.Bool("bf16", false, "eval in bfloat16")
@@ -23,26 +23,26 @@ func runBench(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(*device)
+	dev, err := torch.ParseDevice(*engine.device)
 	if err != nil {
-		return usagef("%v", err)
+		return usagef("--device: %v", err)
 	}
-	res, err := bench.Run(bench.Options{Reps: *reps, Threads: *threads, Device: dev, Prepare: !*plain,
-		ChannelsLast: !*plain && !*nchw, BFloat16: *bf16, KeepMemory: !*defaultMalloc, Skip: splitList(*skip), Log: os.Stderr})
+	res, err := bench.Run(bench.Options{Reps: *reps, Threads: *engine.threads, Device: dev, Prepare: !*plain,
+		ChannelsLast: !*plain && !*nchw, BFloat16: *bf16, KeepMemory: !*defaultMalloc, Skip: splitList(*skip), Log: stderr})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(res)
+		return json.NewEncoder(stdout).Encode(res)
 	}
 	show := func(name string, s *bench.Stat) {
 		if s != nil {
-			fmt.Printf("%-10s median %.3f s   min %.3f s\n", name, s.Median, s.Min)
+			fmt.Fprintf(stdout, "%-10s median %.3f s   min %.3f s\n", name, s.Median, s.Min)
 		}
 	}
 	show("eval b1", res.EvalB1)
 	show("eval b8", res.EvalB8)
 	show("train b4", res.TrainB4)
-	fmt.Printf("peak RSS   %.0f MB\nthreads    %d\nsettings   %s\n", res.PeakRSSMB, res.Threads, res.Settings)
+	fmt.Fprintf(stdout, "peak RSS   %.0f MB\nthreads    %d\nsettings   %s\n", res.PeakRSSMB, res.Threads, res.Settings)
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -23,40 +22,33 @@ import (
 	"github.com/lvnet-go/lvnet/torch"
 )
 
-// runDetect finds the faces of photos and videos and tells, for each, how
+const detectArgs = "[--model M] [--json|--csv] [--heatmaps DIR] [--every N] INPUT... (photos, videos, folders; - reads paths from stdin)"
+
+// detectMain finds the faces of photos and videos and tells, for each, how
 // likely it is forged and where.
-func runDetect(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// Keep freed memory in the process: libtorch's large buffers are
 	// allocated and freed on every forward pass.
 	torch.KeepFreedMemory()
-	return detectMain(ctx, args, os.Stdin, os.Stdout, os.Stderr)
-}
-
-const detectArgs = "[--model M] [--json|--csv] [--heatmaps DIR] [--every N] INPUT... (photos, videos, folders; - reads paths from stdin)"
-
-func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("detect", detectArgs)
-	modelPath := fs.String("model", "", "LVNet checkpoint (default: $"+detect.ModelEnv+", else "+detect.DefaultModelName+" in the model folder, which make demo creates)")
+	fs := newFlags(stderr, "detect", detectArgs)
 	asJSON := fs.Bool("json", false, `print {"results":[...],"errors":[...]} as JSON instead of a table`)
 	asCSV := fs.Bool("csv", false, "print one CSV row per input instead of a table")
 	heatmaps := fs.String("heatmaps", "", "write a heatmap overlay PNG per input into this folder")
 	every := fs.Int("every", 0, "videos: analyse every Nth frame (default: about 2 frames per second)")
-	maxFrames := fs.Int("max-frames", 0, "videos: analyse at most this many frames, spread over the video (0: no limit)")
 	maxFaces := fs.Int("max-faces", detect.DefaultMaxFaces, "faces analysed per photo or frame, the largest")
-	aligned := fs.Bool("aligned", false, "the inputs are aligned face crops, used whole (no face detection)")
-	threshold := fs.Float64("threshold", detect.DefaultThreshold, "label a face fake when p_fake >= threshold (0, 1]")
-	batch := fs.Int("batch", 0, "faces per forward pass (default: 4 on CPUs, 8 on GPUs; larger batches are faster per face and take more memory)")
-	workers := fs.Int("workers", 0, "goroutines decoding inputs and finding faces while the model runs (default: CPUs, at most 4)")
-	faceModels := fs.String("face-models", face.DefaultModelDir(), "folder of the face detector's models (scripts/fetch-face-models.sh installs them)")
-	infer := addInferenceFlags(fs)
+	df := addDetectorFlags(fs, "the inputs are aligned face crops, used whole (no face detection)",
+		"folder of the face detector's models (scripts/fetch-face-models.sh installs them)")
+	modelPath, aligned, faceModels, threshold := df.model, df.aligned, df.faceModels, df.threshold
+	maxFrames, batch, workers := df.maxFrames, df.batch, df.workers
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	dev, dt, err := infer.parse()
+	dev, dt, err := df.parse()
 	if err != nil {
+		return err
+	}
+	if err := df.check(fs); err != nil {
 		return err
 	}
 	switch {
@@ -64,16 +56,8 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return usagef("no inputs: name photos, videos or folders, or - to read paths from stdin")
 	case *asJSON && *asCSV:
 		return usagef("--json and --csv exclude each other")
-	case !(*threshold > 0 && *threshold <= 1):
-		return usagef("--threshold %v: want a value in (0, 1]", *threshold)
-	case *batch < 0:
-		return usagef("--batch %d: want 0 (automatic) or more", *batch)
-	case *workers < 0:
-		return usagef("--workers %d: want 0 (automatic) or more", *workers)
 	case *every < 0:
 		return usagef("--every %d: want 0 (about 2 frames per second) or more", *every)
-	case *maxFrames < 0:
-		return usagef("--max-frames %d: want 0 (no limit) or more", *maxFrames)
 	case *maxFaces < 1:
 		return usagef("--max-faces %d: want at least 1", *maxFaces)
 	}
@@ -108,17 +92,20 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		ins = append(ins, detect.Input{Path: e.path})
 		at = append(at, k)
 	}
-	m, _, err := checkpoint.Load(ckpt, checkpoint.LoadOptions{Device: dev, DType: dt})
+	m, meta, err := checkpoint.Load(ckpt, checkpoint.LoadOptions{Device: dev, DType: dt})
 	if err != nil {
 		return err
 	}
 	defer m.Free()
+	if !flagSet(fs, "threshold") {
+		*threshold = meta.ThresholdOr(detect.DefaultThreshold)
+	}
 	// Fold BatchNorms into the convolutions (and, on CPUs, run them
 	// channels-last): about 30% faster, same results up to float rounding.
 	if err := m.PrepareInference(model.InferenceOptions{ChannelsLast: dev.Type == torch.DeviceCPU}); err != nil {
 		return err
 	}
-	popts := detect.PipelineOptions{BatchSize: *batch, Workers: *workers}
+	popts := detect.PipelineOptions{BatchSize: *batch, Workers: *workers, Temperature: meta.TemperatureOr1()}
 	if !*aligned && len(ins) > 0 {
 		det, err := loadFaceDetector(*faceModels)
 		if err != nil {
@@ -198,29 +185,30 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	return nil
 }
 
-// modelFile returns the checkpoint to load: --model when given, else the
-// default one, which must exist (a usage error says how to get one).
+// modelFile returns the checkpoint to load: --model when given, else
+// $LVNET_MODEL, else the shipped model.
 func modelFile(fs *flag.FlagSet, flagValue string) (string, error) {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "model" })
-	if set {
+	if flagSet(fs, "model") {
 		if flagValue == "" {
 			return "", usagef("--model: empty path")
 		}
 		return flagValue, nil
 	}
-	p := detect.DefaultModelPath()
+	p, err := detect.DefaultModelPath()
+	if err != nil {
+		return "", err
+	}
 	if _, err := os.Stat(p); err != nil {
-		src := "the default model " + p
-		if os.Getenv(detect.ModelEnv) != "" {
-			src = "$" + detect.ModelEnv + " (" + p + ")"
-		}
-		return "", usagef("no model: %s does not exist.\n"+
-			"Get one: `make demo` creates it (training a small model on ../shared/data when present), "+
-			"`lvnet train --out DIR` trains one (then pass --model DIR/best.safetensors or copy it there), "+
-			"`lvnet import` converts the authors' checkpoint; or pass --model M.safetensors", src)
+		return "", usagef("no model: $%s (%s) does not exist; unset it to use the shipped model, or pass --model M.safetensors", detect.ModelEnv, p)
 	}
 	return p, nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // loadFaceDetector loads the face detector for photos and video frames

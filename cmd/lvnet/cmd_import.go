@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
@@ -12,12 +12,11 @@ import (
 
 // runImport converts the authors' PyTorch checkpoints and the ImageNet
 // Xception file into an LVNet checkpoint.
-func runImport(args []string) error { return importMain(args, os.Stdout, os.Stderr) }
-
-func importMain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("import", "--format official|xception-imagenet IN.pth[.tar] -o OUT.safetensors")
+func importMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags(stderr, "import", "--format official|xception-imagenet IN.pth[.tar] --out OUT.safetensors")
 	format := fs.String("format", "", "format of IN: official (the authors' training checkpoint {epoch, state_dict, optimizer}) or xception-imagenet (the ImageNet Xception state dict, for both backbones)")
-	out := fs.String("o", "", "output checkpoint (.safetensors)")
+	out := fs.String("out", "", "output checkpoint (.safetensors)")
+	fs.StringVar(out, "o", "", "short for --out")
 	allowPartial := fs.Bool("allow-partial", false, "accept files lacking tensors (they keep the default initialisation) or holding tensors the model lacks (dropped)")
 	seed := fs.Uint64("seed", 1, "seed of the default initialisation of the tensors IN does not provide")
 	sspsl := fs.Bool("sspsl", false, "xception-imagenet: build the semi-supervised model (with pro_header); official checkpoints say it themselves")
@@ -33,7 +32,7 @@ func importMain(args []string, stdout, stderr io.Writer) error {
 	case *format != checkpoint.FormatOfficial && *format != checkpoint.FormatXceptionImageNet:
 		return usagef("unknown --format %q: want official or xception-imagenet", *format)
 	case *out == "":
-		return usagef("-o OUT.safetensors is required")
+		return usagef("--out OUT.safetensors is required")
 	case *sspsl && *format != checkpoint.FormatXceptionImageNet:
 		return usagef("--sspsl applies to xception-imagenet only (official checkpoints are detected from their keys)")
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/progress"
@@ -14,16 +11,11 @@ import (
 	"github.com/lvnet-go/lvnet/torch"
 )
 
-// runPrepare turns videos, photos or a FaceForensics++ download into face
+// prepareMain turns videos, photos or a FaceForensics++ download into face
 // crops, masks, landmarks and an index for training.
-func runPrepare(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return prepareMain(ctx, args, os.Stderr, isTerminal(os.Stderr))
-}
-
-func prepareMain(ctx context.Context, args []string, stderr io.Writer, tty bool) error {
-	fs := newFlags("prepare", "--out DIR INPUT...")
+func prepareMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	tty := isTerminal(stderr)
+	fs := newFlags(stderr, "prepare", "--out DIR INPUT...")
 	out := fs.String("out", "", "output directory (crops, masks, index.jsonl; resumable)")
 	masks := fs.String("masks", "", "masks of plain inputs: a mask file for one input, or a folder of masks named like the inputs")
 	every := fs.Int("every", 1, "keep every Nth frame of each video (1: all, as the authors' preprocessing)")
@@ -38,7 +30,7 @@ func prepareMain(ctx context.Context, args []string, stderr io.Writer, tty bool)
 	methods := fs.String("methods", "", "FaceForensics++ subsets to process, comma-separated (e.g. Deepfakes,youtube; default all)")
 	comp := fs.String("compression", "c23", "FaceForensics++ compression folder: raw, c23 or c40")
 	workers := fs.Int("workers", 2, "videos processed at once")
-	batch := fs.Int("batch", 1, "frames per detector batch")
+	batch := fs.Int("batch-size", 1, "frames per detector batch")
 	threads := fs.Int("threads", 0, "intra-op threads of the detector (default: all CPUs)")
 	inputSize := fs.Int("detector-size", 0, "detector input size, a multiple of 32 (default 416)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -59,7 +51,7 @@ func prepareMain(ctx context.Context, args []string, stderr io.Writer, tty bool)
 	case !(*scale >= 1 && *scale <= 4):
 		return usagef("--scale %v: want 1 to 4", *scale)
 	case *workers < 1 || *batch < 1:
-		return usagef("--workers and --batch must be at least 1")
+		return usagef("--workers and --batch-size must be at least 1")
 	case *label != "" && *label != "real" && *label != "fake":
 		return usagef("--label %q: want real or fake", *label)
 	case *layout != "" && *layout != prepare.LayoutIndex && *layout != prepare.LayoutAuthors:

@@ -4,34 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 
 	"github.com/lvnet-go/lvnet/data"
 	"github.com/lvnet-go/lvnet/internal/progress"
-	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/sbi"
-	"github.com/lvnet-go/lvnet/viz"
 )
 
-// runSynth writes self-blended images (SBI) made from a folder of real
+// synthMain writes self-blended images (SBI) made from a folder of real
 // faces.
-func runSynth(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return synthMain(ctx, args, os.Stderr, isTerminal(os.Stderr))
-}
-
-func synthMain(ctx context.Context, args []string, stderr io.Writer, tty bool) error {
+func synthMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags(stderr, "synth", "--faces DIR --out DIR")
 	facesDir := fs.String("faces", "", "folder of real face crops (with index.jsonl from lvnet prepare, or images whose landmarks are detected)")
 	out := fs.String("out", "", "output folder: fake/NNNN.png, masks/NNNN.png and the source faces in real/NNNN.png")
@@ -78,111 +64,28 @@ func synthMain(ctx context.Context, args []string, stderr io.Writer, tty bool) e
 	if total == 0 {
 		total = g.Faces()
 	}
-	width := max(4, len(strconv.Itoa(total-1)))
-	for _, d := range []string{"fake", "masks", "real"} {
-		if err := os.MkdirAll(filepath.Join(*out, d), 0o755); err != nil {
-			return err
-		}
-	}
 	bar := progress.Quiet()
 	if !*quiet {
-		bar = progress.NewTo(stderr, tty, "synth", int64(total), "img")
+		bar = progress.NewTo(stderr, isTerminal(stderr), "synth", int64(total), "img")
 	}
-	var (
-		mu       sync.Mutex
-		failed   int
-		skipped  int
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	next := make(chan int)
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range next {
-				name := fmt.Sprintf("%0*d.png", width, k)
-				wrote, err := synthOne(g, *out, name, k%g.Faces(), rand.New(rand.NewPCG(*seed, uint64(k))))
-				mu.Lock()
-				switch {
-				case err != nil && errors.Is(err, errWrite):
-					if firstErr == nil {
-						firstErr = err
-					}
-				case err != nil:
-					failed++
-					fmt.Fprintf(stderr, "lvnet synth: %s: %v\n", name, err)
-				case !wrote:
-					skipped++
-				}
-				mu.Unlock()
-				bar.Add(1)
-			}
-		}()
-	}
-feed:
-	for k := 0; k < total; k++ {
-		mu.Lock()
-		stopNow := firstErr != nil
-		mu.Unlock()
-		if stopNow {
-			break
-		}
-		select {
-		case next <- k:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
+	st, err := sbi.WriteBlends(ctx, g, sbi.WriteOptions{Out: *out, N: total, Seed: *seed, Workers: *workers,
+		Done:   func() { bar.Add(1) },
+		Failed: func(name string, err error) { fmt.Fprintf(stderr, "lvnet synth: %s: %v\n", name, err) }})
 	bar.Finish()
-	if firstErr != nil {
-		return firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("interrupted; run the same command again to finish (done blends are kept)")
+	}
+	if err != nil {
+		return err
 	}
 	if err := g.CacheErr(); err != nil {
 		fmt.Fprintf(stderr, "lvnet synth: warning: detected landmarks were not cached: %v\n", err)
 	}
-	fmt.Fprintf(stderr, "synth: %d blends in %s (%d already there, %d failed) from %d faces\n", total-failed, *out, skipped, failed, g.Faces())
-	if failed > 0 {
-		return &partialError{failed: failed}
+	fmt.Fprintf(stderr, "synth: %d blends in %s (%d already there, %d failed) from %d faces\n", st.Total-st.Failed, *out, st.Skipped, st.Failed, g.Faces())
+	if st.Failed > 0 {
+		return &partialError{failed: st.Failed}
 	}
 	return nil
-}
-
-// errWrite marks output errors, which stop lvnet synth.
-var errWrite = errors.New("write")
-
-// synthOne writes blend name of face k (fake/, masks/ and the face in
-// real/), unless all three files exist already.
-func synthOne(g *sbi.Generator, out, name string, k int, rng *rand.Rand) (bool, error) {
-	paths := []string{filepath.Join(out, "fake", name), filepath.Join(out, "masks", name), filepath.Join(out, "real", name)}
-	have := 0
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			have++
-		}
-	}
-	if have == len(paths) {
-		return false, nil
-	}
-	img, mask, err := g.Generate(k, rng)
-	if err != nil {
-		return false, err
-	}
-	src, err := media.DecodeImage(g.FacePath(k))
-	if err != nil {
-		return false, err
-	}
-	for i, im := range []image.Image{img, mask, src} {
-		if err := viz.WritePNG(paths[i], im); err != nil {
-			return false, fmt.Errorf("%w: %v", errWrite, err)
-		}
-	}
-	return true, nil
 }
 
 // sbiGenerators opens a self-blending generator for every sbi:DIR part of

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
+	"io"
 	"strings"
-	"syscall"
 
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/model"
@@ -14,16 +12,15 @@ import (
 	"github.com/lvnet-go/lvnet/train"
 )
 
-func runTrain(args []string) error {
-	fs := newFlags("train", "--data SPEC --out DIR")
+func trainMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags(stderr, "train", "--data SPEC --out DIR")
 	preset := fs.String("preset", "paper", "hyperparameter preset: "+strings.Join(train.PresetNames(), ", "))
 	cfgPath := fs.String("config", "", "YAML/JSON file of hyperparameters over the preset")
 	dataSpec := fs.String("data", "", "training data: a folder (real/ fake/ masks/), ffpp:ROOT, dfb:FILE.json, index:DIR, sbi:DIR; join with +")
 	val := fs.String("val", "", "validation data (same forms); validation AUC is computed after each epoch")
 	out := fs.String("out", "", "run directory: last/best checkpoints, metrics.jsonl, config.yaml")
 	resume := fs.Bool("resume", false, "continue the run in --out where it stopped")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
-	threads := fs.Int("threads", 0, "intra-op threads (default: all CPUs)")
+	engine := addEngineFlags(fs)
 	epochs := fs.Int("epochs", 0, "override the number of epochs")
 	batch := fs.Int("batch-size", 0, "override the batch size")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
@@ -50,18 +47,15 @@ func runTrain(args []string) error {
 		return err
 	}
 	if *printCfg {
-		fmt.Print(cfg.YAML())
+		fmt.Fprint(stdout, cfg.YAML())
 		return nil
 	}
 	if *dataSpec == "" || *out == "" {
 		return usagef("--data and --out are required")
 	}
-	dev, err := torch.ParseDevice(*device)
+	dev, err := engine.apply()
 	if err != nil {
-		return usagef("%v", err)
-	}
-	if *threads > 0 {
-		torch.SetThreads(*threads)
+		return err
 	}
 	torch.KeepFreedMemory()
 	gens, closeGens, err := sbiGenerators(*dataSpec, *val) // sbi:DIR parts
@@ -69,17 +63,15 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer closeGens()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	res, err := train.Run(ctx, train.Options{
 		Config: cfg, Train: *dataSpec, Val: *val, Out: *out, Resume: *resume, Device: dev,
-		Log: os.Stderr, TTY: isTerminal(os.Stderr), Save: saveCheckpoint, Generators: gens, MaxSteps: *maxSteps,
+		Log: stderr, TTY: isTerminal(stderr), Save: saveCheckpoint, Generators: gens, MaxSteps: *maxSteps,
 	})
 	if err != nil {
 		return err
 	}
 	if !res.Interrupted {
-		fmt.Fprintf(os.Stderr, "train: done, %d epochs, %d steps; checkpoints in %s\n", res.Epoch, res.Step, *out)
+		fmt.Fprintf(stderr, "train: done, %d epochs, %d steps; checkpoints in %s\n", res.Epoch, res.Step, *out)
 	}
 	return nil
 }
@@ -100,9 +92,4 @@ func saveCheckpoint(path string, m *model.LVNet, meta map[string]any) error {
 		cm.Provenance.Note = fmt.Sprintf("trained on %s (preset %v)", v, meta["preset"])
 	}
 	return checkpoint.Save(path, m, cm)
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

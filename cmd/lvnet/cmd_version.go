@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 
 	"github.com/lvnet-go/lvnet/torch"
@@ -12,8 +13,8 @@ import (
 // Version is the project version.
 const Version = "0.1.0"
 
-func runVersion(args []string) error {
-	fs := newFlags("version", "")
+func versionMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags(stderr, "version", "")
 	asJSON := fs.Bool("json", false, "print JSON")
 	threads := fs.Int("threads", 0, "intra-op threads (default: all CPUs, or $"+torch.ThreadsEnv+")")
 	if err := parseFlags(fs, args); err != nil {
@@ -27,20 +28,20 @@ func runVersion(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(stdout).Encode(map[string]any{
 			"lvnet": Version, "go": runtime.Version(), "shim": torch.ShimID(), "torch": info,
 		})
 	}
-	fmt.Printf("lvnet      %s (%s, shim %s)\n", Version, runtime.Version(), torch.ShimID())
-	fmt.Printf("libtorch   %s\n", info.TorchVersion)
-	fmt.Printf("mkldnn     %v\n", info.MKLDNN)
-	fmt.Printf("openmp     %v\n", info.OpenMP)
-	fmt.Printf("cuda       %v (%d device(s))\n", info.CUDA, info.CUDADevices)
-	fmt.Printf("threads    %d intra-op, %d inter-op\n", info.Threads, info.InteropThreads)
+	fmt.Fprintf(stdout, "lvnet      %s (%s, shim %s)\n", Version, runtime.Version(), torch.ShimID())
+	fmt.Fprintf(stdout, "libtorch   %s\n", info.TorchVersion)
+	fmt.Fprintf(stdout, "mkldnn     %v\n", info.MKLDNN)
+	fmt.Fprintf(stdout, "openmp     %v\n", info.OpenMP)
+	fmt.Fprintf(stdout, "cuda       %v (%d device(s))\n", info.CUDA, info.CUDADevices)
+	fmt.Fprintf(stdout, "threads    %d intra-op, %d inter-op\n", info.Threads, info.InteropThreads)
 	blas := info.BLAS
 	if blas == "" {
 		blas = "none loaded yet"
 	}
-	fmt.Printf("blas       %s\n", blas)
+	fmt.Fprintf(stdout, "blas       %s\n", blas)
 	return nil
 }

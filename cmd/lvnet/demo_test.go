@@ -16,28 +16,24 @@ import (
 	"github.com/lvnet-go/lvnet/media"
 )
 
-// TestDemo runs lvnet demo on the FaceForensics++ example frame twice:
-// without a default model nor training data (an untrained network, said
-// loudly, not installed), then with a tiny training folder (a model trained
-// and installed as the default). Both make the self-blended forgery and
-// the heatmaps of the photo and the forgery.
+// TestDemo runs lvnet demo with the shipped model on a FaceForensics++
+// frame: without ../shared's examples, then with them. Both make the
+// self-blended forgery and the heatmaps, and name the calibrated model.
 func TestDemo(t *testing.T) {
 	needFaceModels(t)
 	photo := shared.Path(t, "data", "ffpp-examples", "ex_original.png")
-	def := filepath.Join(t.TempDir(), "models", "default.safetensors")
-	t.Setenv(detect.ModelEnv, def)
-	t.Setenv(shared.Env, filepath.Join(t.TempDir(), "no-shared")) // no training data
+	examples := filepath.Dir(photo)
+	t.Setenv(detect.ModelEnv, "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the shipped model is written here
+	t.Setenv(shared.Env, filepath.Join(t.TempDir(), "no-shared"))
 
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	if err := demoMain(context.Background(), []string{"--out", out, photo}, &stdout, &stderr); err != nil {
+	if err := demoMain(context.Background(), []string{"--out", out, photo}, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "UNTRAINED") || !strings.Contains(stdout.String(), "UNTRAINED") {
-		t.Errorf("no loud warning about the untrained network:\n%s\n%s", stderr.String(), stdout.String())
-	}
-	if _, err := os.Stat(def); err == nil {
-		t.Error("an untrained network was installed as the default model")
+	if !strings.Contains(stdout.String(), "calibrated (temperature") || !strings.Contains(stdout.String(), "lvnet-default-") {
+		t.Errorf("the demo does not name the shipped, calibrated model:\n%s", stdout.String())
 	}
 	forged := filepath.Join(out, "ex_original-selfblend.png")
 	checkForgery(t, photo, forged, filepath.Join(out, "ex_original-selfblend-mask.png"))
@@ -46,9 +42,8 @@ func TestDemo(t *testing.T) {
 			t.Errorf("heatmap %s not written or not listed: %v\n%s", name, err, stdout.String())
 		}
 	}
-	lines := strings.Split(stdout.String(), "\n")
 	found := 0
-	for _, l := range lines {
+	for _, l := range strings.Split(stdout.String(), "\n") {
 		if strings.HasPrefix(l, photo+" ") || strings.HasPrefix(l, forged+" ") {
 			found++
 		}
@@ -57,27 +52,15 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the detect table lacks the photo or the forgery:\n%s", stdout.String())
 	}
 
-	// With training data: a model is trained and installed as the default.
-	data := t.TempDir()
-	for _, class := range []string{"real", "fake"} {
-		os.MkdirAll(filepath.Join(data, class), 0o755)
-		for i := range 8 {
-			var b bytes.Buffer
-			png.Encode(&b, noiseRGBA(96, 96, uint64(i)+map[string]uint64{"real": 0, "fake": 100}[class]))
-			os.WriteFile(filepath.Join(data, class, string(rune('a'+i))+".png"), b.Bytes(), 0o644)
-		}
-	}
+	// With the example frames: both are analysed too.
 	stdout.Reset()
 	stderr.Reset()
 	out2 := t.TempDir()
-	if err := demoMain(context.Background(), []string{"--out", out2, "--data", data, "--epochs", "1", photo}, &stdout, &stderr); err != nil {
+	if err := demoMain(context.Background(), []string{"--out", out2, "--examples", examples, photo}, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	if _, err := os.Stat(def); err != nil || !strings.Contains(stdout.String(), "installed") || !strings.Contains(stdout.String(), "trained 1 epoch") {
-		t.Errorf("default model not trained and installed (%v):\n%s", err, stdout.String())
-	}
-	if strings.Contains(stderr.String(), "UNTRAINED") {
-		t.Errorf("warning about an untrained network with a trained one:\n%s", stderr.String())
+	if _, err := os.Stat(filepath.Join(out2, "heatmaps", "ex_deepfakes.heatmap.png")); err != nil {
+		t.Errorf("no heatmap of the Deepfakes example: %v\n%s", err, stdout.String())
 	}
 }
 

@@ -11,19 +11,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/lvnet-go/lvnet/media"
 )
 
-// mediaExts are the file extensions taken from folders: the pictures
-// package media decodes and the usual video containers.
-var mediaExts = map[string]bool{
-	".jpg": true, ".jpeg": true, ".png": true, ".webp": true, ".bmp": true, ".gif": true,
-	".mp4": true, ".m4v": true, ".mov": true, ".avi": true, ".mkv": true, ".webm": true,
-	".mpg": true, ".mpeg": true, ".ts": true, ".mts": true, ".m2ts": true, ".flv": true,
-	".wmv": true, ".3gp": true, ".3g2": true, ".ogv": true, ".mxf": true, ".vob": true,
-}
-
-// isMedia reports whether a file name has a photo or video extension.
-func isMedia(name string) bool { return mediaExts[strings.ToLower(filepath.Ext(name))] }
+// isMedia reports whether a file name has a photo or video extension (the
+// pictures package media decodes, the usual video containers).
+func isMedia(name string) bool { return media.IsImageExt(name) || media.IsVideoExt(name) }
 
 // entry is an input as named: a file to analyse, or a failure (a folder
 // that cannot be read or holds nothing to analyse).

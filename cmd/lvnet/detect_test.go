@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/detect"
-	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/shared"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/nn"
@@ -50,17 +50,20 @@ func saveSmallModel(t *testing.T) string {
 	return path
 }
 
-// runCmd runs a command function with captured output.
-func runCmd(t *testing.T, f func(args []string, stdout, stderr *bytes.Buffer) error, args ...string) (string, string, error) {
+// cmdFunc is the signature of every lvnet command.
+type cmdFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+
+// runCmd runs a command as the program does, with empty stdin and captured
+// output.
+func runCmd(t *testing.T, f cmdFunc, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := f(args, &out, &errOut)
+	err := f(t.Context(), args, strings.NewReader(""), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
-func detectCmd(args []string, stdout, stderr *bytes.Buffer) error {
-	return detectMain(context.Background(), args, strings.NewReader(""), stdout, stderr)
-}
+// detectCmd is lvnet detect.
+var detectCmd cmdFunc = detectMain
 
 // ffppCrops returns n real and n fake crops of the shared FaceForensics++
 // data (skipping when absent).
@@ -173,7 +176,7 @@ func TestDetectAlignedJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	inputs := slices.Insert(slices.Clone(crops), 1, bad)
-	args := append([]string{"--aligned", "--json", "--quiet", "--batch", "3", "--model", ckpt}, inputs...)
+	args := append([]string{"--aligned", "--json", "--quiet", "--batch-size", "3", "--model", ckpt}, inputs...)
 	stdout, stderr, err := runCmd(t, detectCmd, args...)
 	var pe *partialError
 	if !errors.As(err, &pe) || pe.failed != 1 {
@@ -259,7 +262,7 @@ func TestDetectUsage(t *testing.T) {
 		{"json and csv", []string{"--model", ckpt, "--json", "--csv", "a.png"}, "--json and --csv"},
 		{"threshold 0", []string{"--model", ckpt, "--threshold", "0", "a.png"}, "--threshold"},
 		{"threshold above 1", []string{"--model", ckpt, "--threshold", "1.5", "a.png"}, "--threshold"},
-		{"batch -1", []string{"--model", ckpt, "--batch", "-1", "a.png"}, "--batch"},
+		{"batch -1", []string{"--model", ckpt, "--batch-size", "-1", "a.png"}, "--batch-size"},
 		{"every -1", []string{"--model", ckpt, "--every", "-1", "a.png"}, "--every"},
 		{"max faces 0", []string{"--model", ckpt, "--max-faces", "0", "a.png"}, "--max-faces"},
 		{"max frames -1", []string{"--model", ckpt, "--max-frames", "-1", "a.png"}, "--max-frames"},
@@ -277,16 +280,9 @@ func TestDetectUsage(t *testing.T) {
 			}
 		})
 	}
-	// Without $LVNET_MODEL, the default model's path and how to get one.
-	t.Setenv(detect.ModelEnv, "")
-	t.Setenv(face.ModelsEnv, t.TempDir())
-	_, _, err := runCmd(t, detectCmd, "a.png")
-	var ue *usageError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), detect.DefaultModelPath()) || !strings.Contains(err.Error(), "make demo") {
-		t.Errorf("no default model: %v", err)
-	}
 	// A model file that cannot be loaded is an error naming it (exit 1).
-	_, _, err = runCmd(t, detectCmd, "--aligned", "--model", ckpt, "a.png")
+	_, _, err := runCmd(t, detectCmd, "--aligned", "--model", ckpt, "a.png")
+	var ue *usageError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), ckpt) {
 		t.Errorf("absent model: %v", err)
 	}

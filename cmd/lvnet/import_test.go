@@ -15,9 +15,7 @@ import (
 	"github.com/lvnet-go/lvnet/weights"
 )
 
-func importCmd(args []string, stdout, stderr *bytes.Buffer) error {
-	return importMain(args, stdout, stderr)
-}
+var importCmd cmdFunc = importMain
 
 // TestImportOfficialGolden imports the golden partial checkpoint of the
 // authors' training code: refused without --allow-partial, then written with
@@ -30,7 +28,7 @@ func TestImportOfficialGolden(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "lvnet.safetensors")
 
-	_, stderr, err := runCmd(t, importCmd, "--format", "official", in, "-o", out)
+	_, stderr, err := runCmd(t, importCmd, "--format", "official", in, "--out", out)
 	var ue *usageError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "--allow-partial") || !strings.Contains(err.Error(), "missing: ") {
 		t.Fatalf("partial checkpoint without --allow-partial: %v", err)

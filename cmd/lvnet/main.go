@@ -4,32 +4,39 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 )
 
-// command is one subcommand of lvnet.
+// command is one subcommand of lvnet. Every command is a function of its
+// context (cancelled by SIGINT and SIGTERM), arguments and standard streams,
+// so tests run it as the program does.
 type command struct {
 	name    string
 	summary string
-	run     func(args []string) error
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // commands lists every subcommand; each lives in its own cmd_*.go file.
 func commands() []command {
 	return []command{
-		{"version", "print versions, libtorch capabilities, threads and BLAS", runVersion},
-		{"demo", "run the main job on bundled inputs (what `make demo` shows)", runDemo},
-		{"import", "convert the authors' PyTorch checkpoint or ImageNet Xception weights to an LVNet checkpoint", runImport},
-		{"prepare", "face crops, masks, landmarks and index from videos, photos or a FaceForensics++ download (resumable)", runPrepare},
-		{"synth", "write self-blended images (SBI): forged faces with exact masks made from real faces", runSynth},
-		{"train", "train LVNet (the paper's recipe, presets paper and smoke), resumable", runTrain},
-		{"eval", "evaluate a checkpoint: AUC, video AUC, EER, AP, accuracy, localisation; --report for plots", runEval},
-		{"bench", "time eval (batch 1, 8) and a training step (batch 4) like the authors' timing script", runBench},
-		{"detect", "find faces in photos, videos and folders: how likely each is forged, and where (heatmaps)", runDetect},
-		{"serve", "HTTP API (POST /v1/detect, /healthz, /metrics) and a web page to drop photos on", runServe},
+		{"version", "print versions, libtorch capabilities, threads and BLAS", versionMain},
+		{"demo", "run the shipped detector on photos, their forgeries and example frames (what `make demo` shows)", demoMain},
+		{"import", "convert the authors' PyTorch checkpoint or ImageNet Xception weights to an LVNet checkpoint", importMain},
+		{"prepare", "face crops, masks, landmarks and index from videos, photos or a FaceForensics++ download (resumable)", prepareMain},
+		{"synth", "write self-blended images (SBI): forged faces with exact masks made from real faces", synthMain},
+		{"train", "train LVNet (presets default, paper, smoke), resumable", trainMain},
+		{"calibrate", "fit a checkpoint's temperature and decision threshold on validation data (written into a copy)", calibrateMain},
+		{"eval", "evaluate a checkpoint: AUC, video AUC, EER, AP, accuracy, localisation; --report for plots", evalMain},
+		{"bench", "time eval (batch 1, 8) and a training step (batch 4) like the authors' timing script", benchMain},
+		{"detect", "find faces in photos, videos and folders: how likely each is forged, and where (heatmaps)", detectMain},
+		{"serve", "HTTP API (POST /v1/detect, /healthz, /metrics) and a web page to drop photos on", serveCmd},
 	}
 }
 
@@ -67,11 +74,16 @@ func main() {
 		return
 	}
 	name := os.Args[1]
+	// One signal context for every command: Ctrl-C or SIGTERM cancels it,
+	// and the command stops cleanly (saving what it must).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	for _, c := range commands() {
 		if c.name != name {
 			continue
 		}
-		err := c.run(os.Args[2:])
+		err := c.run(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
 		if err == nil {
 			return
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,9 +12,7 @@ import (
 	"github.com/lvnet-go/lvnet/internal/shared"
 )
 
-func prepareCmd(args []string, stdout, stderr *bytes.Buffer) error {
-	return prepareMain(context.Background(), args, stderr, false)
-}
+var prepareCmd cmdFunc = prepareMain
 
 func TestPrepareUsage(t *testing.T) {
 	for _, tc := range []struct {

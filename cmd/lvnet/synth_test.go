@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"image"
 	"image/png"
@@ -16,10 +15,6 @@ import (
 
 	"github.com/lvnet-go/lvnet/data"
 )
-
-func synthCmd(args []string, stdout, stderr *bytes.Buffer) error {
-	return synthMain(context.Background(), args, stderr, false)
-}
 
 // ellipseFaces writes n textured 80x80 faces and an index.jsonl giving each
 // 68 landmarks on an ellipse (enough for every mask shape).
@@ -63,7 +58,7 @@ func ellipseFaces(t *testing.T, n int) string {
 func TestSynthWritesPairs(t *testing.T) {
 	faces := ellipseFaces(t, 2)
 	out := t.TempDir()
-	_, stderr, err := runCmd(t, synthCmd, "--faces", faces, "--out", out, "--n", "3", "--seed", "5", "--quiet")
+	_, stderr, err := runCmd(t, synthMain, "--faces", faces, "--out", out, "--n", "3", "--seed", "5", "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -89,7 +84,7 @@ func TestSynthWritesPairs(t *testing.T) {
 	// Resuming keeps what is there; a deleted blend comes back identical.
 	before, _ := os.ReadFile(filepath.Join(out, "fake", "0001.png"))
 	os.Remove(filepath.Join(out, "fake", "0001.png"))
-	_, stderr, err = runCmd(t, synthCmd, "--faces", faces, "--out", out, "--n", "3", "--seed", "5", "--quiet")
+	_, stderr, err = runCmd(t, synthMain, "--faces", faces, "--out", out, "--n", "3", "--seed", "5", "--quiet")
 	if err != nil || !strings.Contains(stderr, "2 already there") {
 		t.Fatalf("rerun: %v\n%s", err, stderr)
 	}
@@ -124,13 +119,13 @@ func TestSynthUsage(t *testing.T) {
 		{[]string{"--faces", faces, "--out", "x", "--ratios", "0"}, `"0" is not a number in (0, 1]`},
 		{[]string{"--faces", faces, "--out", "x", "extra"}, "unexpected arguments"},
 	} {
-		_, _, err := runCmd(t, synthCmd, tc.args...)
+		_, _, err := runCmd(t, synthMain, tc.args...)
 		var ue *usageError
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ue) {
 			t.Errorf("%v: error %v, want a usage error containing %q", tc.args, err, tc.want)
 		}
 	}
-	if _, _, err := runCmd(t, synthCmd, "--faces", filepath.Join(faces, "nope"), "--out", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, _, err := runCmd(t, synthMain, "--faces", filepath.Join(faces, "nope"), "--out", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing faces folder: %v", err)
 	}
 }
