@@ -90,7 +90,10 @@ func runOpts(dir, out string, cfg Config) Options {
 	return Options{Config: cfg, Train: dir, Out: out, Device: torch.CPU, Log: &bytes.Buffer{}, Save: saveStateOnly}
 }
 
-func readSteps(t *testing.T, path string) []map[string]any {
+func readSteps(t *testing.T, path string) []map[string]any { return readKind(t, path, "step") }
+
+// readKind returns the metrics.jsonl lines of one kind (step, epoch).
+func readKind(t *testing.T, path, kind string) []map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -102,7 +105,7 @@ func readSteps(t *testing.T, path string) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("metrics line %q: %v", line, err)
 		}
-		if v["kind"] == "step" {
+		if v["kind"] == kind {
 			out = append(out, v)
 		}
 	}
@@ -219,24 +222,7 @@ func TestResumeIsBitExact(t *testing.T) {
 	}
 }
 
-func readEpochs(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var v map[string]any
-		if err := json.Unmarshal([]byte(line), &v); err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		if v["kind"] == "epoch" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
+func readEpochs(t *testing.T, path string) []map[string]any { return readKind(t, path, "epoch") }
 
 // Ctrl-C (or MaxSteps) between two saves of the resume state (save_every
 // 3, stopped after 2 steps) still saves the complete state: the resumed run
