@@ -191,17 +191,7 @@ func TestResumeIsBitExact(t *testing.T) {
 		if res.Interrupted || res.Step != 6 {
 			t.Fatalf("resumed run: interrupted %v at step %d", res.Interrupted, res.Step)
 		}
-		got, _, err := weights.ReadSafetensors(filepath.Join(out, "last.safetensors"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		diff := 0
-		for k, w := range want {
-			if !bytes.Equal(w.Data, got[k].Data) {
-				diff++
-			}
-		}
-		if diff > 0 {
+		if diff := differingTensors(t, want, filepath.Join(out, "last.safetensors")); diff > 0 {
 			t.Errorf("stopped after %d steps: %d of %d tensors differ from the uninterrupted run", stopAfter, diff, len(want))
 		}
 		if n := len(readSteps(t, filepath.Join(out, "metrics.jsonl"))); n != 6 {
@@ -264,7 +254,19 @@ func TestInterruptSavesResumeState(t *testing.T) {
 	if res.Interrupted || res.Step != 6 {
 		t.Fatalf("resumed run: interrupted %v at step %d", res.Interrupted, res.Step)
 	}
-	got, _, err := weights.ReadSafetensors(filepath.Join(out, "last.safetensors"))
+	if diff := differingTensors(t, want, filepath.Join(out, "last.safetensors")); diff > 0 {
+		t.Errorf("%d of %d tensors differ from the uninterrupted run", diff, len(want))
+	}
+	if n := len(readSteps(t, filepath.Join(out, "metrics.jsonl"))); n != 6 {
+		t.Errorf("metrics.jsonl has %d step lines, want 6", n)
+	}
+}
+
+// differingTensors counts the tensors of want whose bytes differ in the
+// checkpoint at path.
+func differingTensors(t *testing.T, want map[string]weights.Array, path string) int {
+	t.Helper()
+	got, _, err := weights.ReadSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,10 +276,5 @@ func TestInterruptSavesResumeState(t *testing.T) {
 			diff++
 		}
 	}
-	if diff > 0 {
-		t.Errorf("%d of %d tensors differ from the uninterrupted run", diff, len(want))
-	}
-	if n := len(readSteps(t, filepath.Join(out, "metrics.jsonl"))); n != 6 {
-		t.Errorf("metrics.jsonl has %d step lines, want 6", n)
-	}
+	return diff
 }
