@@ -128,11 +128,15 @@ func decorations(b, box image.Rectangle, score float64, label string) (image.Rec
 	return region.Intersect(b), nil
 }
 
-// heatmapNames names the overlay file of every input after the input's
-// file name: its base name without the extension, characters other than
-// letters, digits, '-', '_' and '.' replaced by '_', plus ".heatmap.png";
-// "-2", "-3", ... tell apart inputs of the same name.
-func heatmapNames(ins []Input) []string {
+// HeatmapNames names the overlay file of every input (in Options.Heatmaps)
+// after the input's file name: its base name without the extension,
+// characters other than letters, digits, '-', '_' and '.' replaced by '_',
+// plus ".heatmap.png"; "-2", "-3", ... tell apart inputs of the same name.
+// AnalyzeAll names the overlays so unless Input.Heatmap is set; a caller
+// that analyses a list in parts (shards of a batch job, a rerun of what is
+// left) names them over the whole list and sets Input.Heatmap, so that the
+// names do not depend on the parts.
+func HeatmapNames(ins []Input) []string {
 	used := map[string]bool{}
 	names := make([]string, len(ins))
 	for i, in := range ins {

@@ -255,7 +255,7 @@ func TestHeatmapNames(t *testing.T) {
 	}
 	want := []string{"face.heatmap.png", "face-2.heatmap.png", "face-2-2.heatmap.png", "my_photo__1_.heatmap.png",
 		"hidden.heatmap.png", "passwd.heatmap.png", "pic.heatmap.png", "__.heatmap.png", "clip.heatmap.png"}
-	got := heatmapNames(ins)
+	got := HeatmapNames(ins)
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("%q: %q, want %q", ins[i].name(), got[i], want[i])

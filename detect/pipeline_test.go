@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -357,5 +358,38 @@ func TestPipelineErrors(t *testing.T) {
 	r, err := p.Analyze(context.Background(), in, Options{Aligned: true})
 	if err != nil || r.PFake != sc[0].PFake {
 		t.Errorf("ScoreCrops p_fake %v, Analyze %v (%v)", sc[0].PFake, r, err)
+	}
+}
+
+// TestHeatmapNamesGiven: overlays are named after the inputs (HeatmapNames),
+// or as Input.Heatmap says (callers that analyse a list in parts).
+func TestHeatmapNamesGiven(t *testing.T) {
+	m := testModel(t)
+	dir := t.TempDir()
+	var ins []Input
+	for i, sub := range []string{"a", "b"} {
+		p := filepath.Join(dir, sub, "face.png")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writePNG(t, p, noiseImage(64, 64, uint64(i+1)))
+		ins = append(ins, Input{Path: p})
+	}
+	if got := HeatmapNames(ins); !slices.Equal(got, []string{"face.heatmap.png", "face-2.heatmap.png"}) {
+		t.Errorf("HeatmapNames: %q", got)
+	}
+	p, err := NewPipeline(m, PipelineOptions{BatchSize: 2, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := filepath.Join(dir, "heatmaps")
+	// The second input alone, named as in the whole list.
+	part := []Input{{Path: ins[1].Path, Heatmap: "face-2.heatmap.png"}}
+	got := collect(t, p, part, Options{Aligned: true, Heatmaps: hm})
+	if got[0].err != nil || got[0].r.Heatmap != filepath.Join(hm, "face-2.heatmap.png") {
+		t.Fatalf("heatmap %+v, %v", got[0].r, got[0].err)
+	}
+	if _, err := os.Stat(filepath.Join(hm, "face-2.heatmap.png")); err != nil {
+		t.Error(err)
 	}
 }

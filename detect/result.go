@@ -105,6 +105,11 @@ type Input struct {
 	Path string    // file to read ("" when Data is set)
 	Data io.Reader // upload body
 	Size int64     // bytes in Data, when known
+	// Heatmap is the file name of the input's overlay in
+	// Options.Heatmaps; "" names it after the input (HeatmapNames). Set
+	// it for all inputs of a call or for none, so that names do not
+	// collide.
+	Heatmap string
 }
 
 // Analyzer turns inputs into results. Implementations are safe for concurrent

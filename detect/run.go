@@ -124,7 +124,12 @@ func newRun(p *Pipeline, ins []Input, opts Options, each func(int, *Result, erro
 		},
 	}
 	if opts.Heatmaps != "" {
-		r.names = heatmapNames(ins)
+		r.names = HeatmapNames(ins)
+		for i, in := range ins {
+			if in.Heatmap != "" {
+				r.names[i] = in.Heatmap
+			}
+		}
 	}
 	for i, in := range ins {
 		r.accs[i] = &acc{i: i, in: in, tracks: map[int]*trackAcc{}}
