@@ -5,10 +5,10 @@ SHELL := /bin/bash
 GO ?= go
 BUILD := build
 TORCH_DIR ?=
-# Debian packages: libtorch (unless TORCH_DIR), OpenBLAS for fast linear layers
+# Debian packages: libtorch and Gloo's headers (unless TORCH_DIR), OpenBLAS for fast linear layers
 # (the reference BLAS is 5-10x slower), ffmpeg for videos, npm to fetch the face
 # models, Chromium + chromedriver for the web page test.
-DEB_PKGS := libopenblas0-pthread ffmpeg g++ chromium chromium-driver $(if $(TORCH_DIR),,libtorch-dev)
+DEB_PKGS := libopenblas0-pthread ffmpeg g++ chromium chromium-driver $(if $(TORCH_DIR),,libtorch-dev libgloo-dev)
 
 ifeq ($(TORCH_DIR),)
 TORCH_CFLAGS := -I/usr/include/torch/csrc/api/include
@@ -41,10 +41,17 @@ deps:
 	@scripts/fetch-face-models.sh
 
 # The shim: the C API (lvshim.cpp), the caching allocator (allocator.cpp), MPFF's
-# fused autograd op (mpff.cpp) and its kernels (mpff_kernel.cpp).
-SHIM_OBJS := $(addprefix $(BUILD)/,lvshim.o allocator.o mpff.o mpff_kernel.o)
+# fused autograd op (mpff.cpp) and its kernels (mpff_kernel.cpp), c10d (dist.cpp).
+SHIM_OBJS := $(addprefix $(BUILD)/,lvshim.o allocator.o mpff.o mpff_kernel.o dist.o)
 
-$(BUILD)/lvshim.o: csrc/lvshim.h csrc/allocator.h csrc/mpff.h
+$(BUILD)/lvshim.o: csrc/lvshim.h csrc/allocator.h csrc/mpff.h csrc/dist.h
+$(BUILD)/dist.o: csrc/dist.h
+
+# c10d (dist.cpp): csrc/compat stands in for a header Debian's libtorch-dev
+# lacks; NCCL=1 (with a CUDA TORCH_DIR) adds the NCCL process group.
+$(BUILD)/dist.o: csrc/dist.cpp
+	@mkdir -p $(BUILD)
+	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -idirafter csrc/compat $(if $(NCCL),-DLVSHIM_NCCL) -c $< -o $@
 $(BUILD)/allocator.o: csrc/allocator.h
 $(BUILD)/mpff.o: csrc/mpff.h csrc/mpff_kernel.h
 

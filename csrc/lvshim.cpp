@@ -4,6 +4,7 @@
 #include "lvshim.h"
 
 #include "allocator.h"
+#include "dist.h"
 #include "mpff.h"
 
 #include <malloc.h>
@@ -555,4 +556,74 @@ lt_err lt_adam_step(const lt_tensor *params, const lt_tensor *exp_avg, const lt_
   LT_END
 }
 
+
+// --- distributed (dist.cpp) --------------------------------------------------------------------
+namespace {
+inline lvshim::dist::Store *ST(lt_store s) { return static_cast<lvshim::dist::Store *>(s); }
+inline lvshim::dist::Group *PG(lt_pg g) { return static_cast<lvshim::dist::Group *>(g); }
+std::vector<at::Tensor> tensors(const lt_tensor *ts, int n) {
+  std::vector<at::Tensor> v;
+  for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+  return v;
+}
+}  // namespace
+lt_err lt_store_new(const char *host, int port, int world, int is_server, int64_t timeout_ms, lt_store *out) {
+  LT_TRY
+  *out = lvshim::dist::store_new(host, port, world, is_server != 0, timeout_ms);
+  LT_END
+}
+void lt_store_free(lt_store s) { lvshim::dist::store_free(ST(s)); }
+lt_err lt_store_set(lt_store s, const char *key, const void *val, int64_t n) {
+  LT_TRY
+  lvshim::dist::store_set(ST(s), key, std::string(static_cast<const char *>(val), static_cast<size_t>(n)));
+  LT_END
+}
+lt_err lt_store_get(lt_store s, const char *key, void **val, int64_t *n) {
+  LT_TRY
+  std::string v = lvshim::dist::store_get(ST(s), key);
+  *val = std::malloc(v.size() + 1);
+  if (*val == nullptr) throw std::bad_alloc();
+  std::memcpy(*val, v.data(), v.size());
+  *n = static_cast<int64_t>(v.size());
+  LT_END
+}
+lt_err lt_store_add(lt_store s, const char *key, int64_t delta, int64_t *out) {
+  LT_TRY *out = lvshim::dist::store_add(ST(s), key, delta); LT_END
+}
+lt_err lt_store_check(lt_store s, const char *key, int *out) {
+  LT_TRY *out = lvshim::dist::store_check(ST(s), key) ? 1 : 0; LT_END
+}
+lt_err lt_pg_new(lt_store s, int backend, int rank, int world, int64_t timeout_ms, const char *iface,
+                 const char *host, int threads, lt_pg *out) {
+  LT_TRY
+  if (backend == 1) {
+    *out = lvshim::dist::nccl_new(ST(s), rank, world, timeout_ms);
+  } else {
+    *out = lvshim::dist::gloo_new(ST(s), rank, world, timeout_ms, iface, host, threads);
+  }
+  LT_END
+}
+void lt_pg_free(lt_pg g) { lvshim::dist::group_free(PG(g)); }
+lt_err lt_allreduce(lt_pg g, const lt_tensor *ts, int n, int avg) {
+  LT_TRY lvshim::dist::allreduce(PG(g), tensors(ts, n), avg != 0); LT_END
+}
+lt_err lt_broadcast(lt_pg g, const lt_tensor *ts, int n, int root) {
+  LT_TRY lvshim::dist::broadcast(PG(g), tensors(ts, n), root); LT_END
+}
+lt_err lt_barrier(lt_pg g) { LT_TRY lvshim::dist::barrier(PG(g)); LT_END }
+lt_err lt_allreduce_autograd(lt_pg g, lt_tensor x, lt_tensor *out) {
+  LT_OUT(lvshim::dist::allreduce_autograd(PG(g), T(x)))
+}
+lt_err lt_reducer_new(lt_pg g, const lt_tensor *params, int n, int64_t bucket_bytes, int find_unused,
+                      lt_reducer *out, int *buckets) {
+  LT_TRY
+  auto *d = lvshim::dist::reducer_new(PG(g), tensors(params, n), bucket_bytes, find_unused != 0);
+  *out = d;
+  *buckets = lvshim::dist::reducer_buckets(d);
+  LT_END
+}
+lt_err lt_reducer_prepare(lt_reducer r, const lt_tensor *outputs, int n) {
+  LT_TRY lvshim::dist::reducer_prepare(static_cast<lvshim::dist::DDP *>(r), tensors(outputs, n)); LT_END
+}
+void lt_reducer_free(lt_reducer r) { lvshim::dist::reducer_free(static_cast<lvshim::dist::DDP *>(r)); }
 }  // extern "C"

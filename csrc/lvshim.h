@@ -177,6 +177,42 @@ lt_err lt_adam_step(const lt_tensor *params, const lt_tensor *exp_avg, const lt_
                     const int64_t *steps, const double *wd, int n, double lr, double b1,
                     double b2, double eps);
 
+/* --- distributed (c10d, dist.cpp) ---------------------------------------- */
+/* Data-parallel training as DistributedDataParallel does it, with libtorch's
+ * own pieces: a TCPStore for the rendezvous, a Gloo (or NCCL) process group
+ * for the collectives, and c10d's Reducer, which buckets the gradients and
+ * all-reduces each bucket (averaged) as soon as the backward pass has filled
+ * it. Every wait is bounded by the timeout given at creation. */
+typedef void *lt_store;
+typedef void *lt_pg;
+typedef void *lt_reducer;
+lt_err lt_store_new(const char *host, int port, int world, int is_server, int64_t timeout_ms, lt_store *out);
+void lt_store_free(lt_store s);
+lt_err lt_store_set(lt_store s, const char *key, const void *val, int64_t n);
+/* Waits for key; *val is malloc'ed (caller frees), *n its length. */
+lt_err lt_store_get(lt_store s, const char *key, void **val, int64_t *n);
+lt_err lt_store_add(lt_store s, const char *key, int64_t delta, int64_t *out);
+lt_err lt_store_check(lt_store s, const char *key, int *out);
+/* backend 0 = Gloo (iface: network interface or "", host: this machine's
+ * address or "" for the default device; threads 0: Gloo's default), 1 = NCCL. */
+lt_err lt_pg_new(lt_store s, int backend, int rank, int world, int64_t timeout_ms, const char *iface,
+                 const char *host, int threads, lt_pg *out);
+void lt_pg_free(lt_pg g);
+/* In place over the ranks: sum (avg 1: mean) of each tensor. */
+lt_err lt_allreduce(lt_pg g, const lt_tensor *ts, int n, int avg);
+/* root's tensors to every rank, coalesced (c10d::broadcast_coalesced). */
+lt_err lt_broadcast(lt_pg g, const lt_tensor *ts, int n, int root);
+lt_err lt_barrier(lt_pg g);
+/* Differentiable sum over the ranks (backward: sum of the gradients). */
+lt_err lt_allreduce_autograd(lt_pg g, lt_tensor x, lt_tensor *out);
+/* c10d::Reducer over params (leaves that require grad), buckets of
+ * bucket_bytes; *buckets: how many. */
+lt_err lt_reducer_new(lt_pg g, const lt_tensor *params, int n, int64_t bucket_bytes, int find_unused,
+                      lt_reducer *out, int *buckets);
+/* Before each forward pass whose backward all-reduces the gradients. */
+lt_err lt_reducer_prepare(lt_reducer r, const lt_tensor *outputs, int n);
+void lt_reducer_free(lt_reducer r);
+
 #ifdef __cplusplus
 }
 #endif
