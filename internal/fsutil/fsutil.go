@@ -4,16 +4,23 @@
 // crash at any point leaves either the old file or the new one, never a
 // part of one; on failure the temporary file is removed. Every writer of
 // results, checkpoints, states and images in the project goes through it.
+// TryLock keeps two processes off the same output (flock(2) on a lock
+// file).
 package fsutil
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 )
+
+// ErrLocked is wrapped by TryLock's error when another holder's lock
+// conflicts.
+var ErrLocked = errors.New("locked by another process")
 
 // Write creates or replaces the file at path, with permissions perm, with
 // what fill writes to w. w is buffered: an error of a write that fill does

@@ -163,3 +163,36 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+func TestTryLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), ".lock")
+	unlock, err := TryLock(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLock(p, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("second exclusive lock: %v, want ErrLocked", err)
+	}
+	if _, err := TryLock(p, true); !errors.Is(err, ErrLocked) {
+		t.Errorf("shared lock beside an exclusive one: %v, want ErrLocked", err)
+	}
+	unlock()
+	s1, err := TryLock(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := TryLock(p, true)
+	if err != nil {
+		t.Fatalf("two shared locks: %v", err)
+	}
+	if _, err := TryLock(p, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("exclusive lock beside shared ones: %v, want ErrLocked", err)
+	}
+	s1()
+	s2()
+	u, err := TryLock(p, false)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	u()
+}
