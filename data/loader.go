@@ -30,6 +30,13 @@ type LoaderOptions struct {
 	// augment.Paper(ImageSize)); its Size is forced to the dataset's
 	// ImageSize.
 	Augment *augment.Config
+	// Rank and World shard the samples between the World ranks of a
+	// data-parallel job, as PyTorch's DistributedSampler does: in training
+	// the epoch's order (the same permutation on every rank) is padded
+	// with its first samples to a multiple of World and rank r takes
+	// positions r, r+World, ...; otherwise rank r takes the samples
+	// r, r+World, ... of the dataset, unpadded. World 0 or 1: all samples.
+	Rank, World int
 }
 
 // Batch is a batch of network inputs as flat slices (row-major).
@@ -86,6 +93,9 @@ func NewLoader(ds *Dataset, opts LoaderOptions) *Loader {
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 2
 	}
+	if opts.World < 1 {
+		opts.World, opts.Rank = 1, 0
+	}
 	l := &Loader{ds: ds, opts: opts}
 	if opts.Augment != nil {
 		l.aug = *opts.Augment
@@ -102,9 +112,18 @@ func NewLoader(ds *Dataset, opts LoaderOptions) *Loader {
 // Dataset returns the loader's dataset.
 func (l *Loader) Dataset() *Dataset { return l.ds }
 
+// Samples returns the number of samples per epoch (of this rank).
+func (l *Loader) Samples() int {
+	n, w := l.ds.Len(), l.opts.World
+	if l.opts.Train {
+		return (n + w - 1) / w
+	}
+	return max(0, (n-l.opts.Rank+w-1)/w)
+}
+
 // Len returns the number of batches per epoch.
 func (l *Loader) Len() int {
-	n, b := l.ds.Len(), l.opts.BatchSize
+	n, b := l.Samples(), l.opts.BatchSize
 	if l.opts.DropLast {
 		return n / b
 	}
@@ -119,18 +138,30 @@ func splitmix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// order returns the sample order of an epoch.
+// order returns the sample order of an epoch (this rank's share).
 func (l *Loader) order(epoch int) []int {
-	n := l.ds.Len()
-	if !l.opts.Train {
-		p := make([]int, n)
+	n, w, r := l.ds.Len(), l.opts.World, l.opts.Rank
+	var p []int
+	if l.opts.Train {
+		rng := rand.New(rand.NewPCG(splitmix(uint64(l.opts.Seed)), splitmix(uint64(epoch)^0x5eed)))
+		p = rng.Perm(n)
+		for i := 0; len(p)%w != 0; i++ {
+			p = append(p, p[i%n])
+		}
+	} else {
+		p = make([]int, n)
 		for i := range p {
 			p[i] = i
 		}
+	}
+	if w == 1 {
 		return p
 	}
-	rng := rand.New(rand.NewPCG(splitmix(uint64(l.opts.Seed)), splitmix(uint64(epoch)^0x5eed)))
-	return rng.Perm(n)
+	var mine []int
+	for i := r; i < len(p); i += w {
+		mine = append(mine, p[i])
+	}
+	return mine
 }
 
 // sampleRNG is the random source of one sample in one epoch.
@@ -195,7 +226,7 @@ func (it *Iter) dispatch(start int, jobs chan<- job) {
 	defer close(it.ready)
 	l := it.l
 	B, S := l.opts.BatchSize, l.ds.ImageSize()
-	n := l.ds.Len()
+	n := len(it.order)
 	for b := start; b < l.Len(); b++ {
 		size := min(B, n-b*B)
 		p := &pending{start: b * B, done: make(chan struct{})}

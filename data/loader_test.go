@@ -395,3 +395,70 @@ func BenchmarkLoaderBatch16(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*16)/b.Elapsed().Seconds(), "img/s")
 }
+
+// Sharded between ranks (DistributedSampler semantics): in training, the
+// ranks' batches b together are batch b of one loader with World times the
+// batch size (same images, same augmentation), the epoch padded with its
+// first samples; in evaluation every sample is in exactly one rank's share.
+func TestLoaderShardsBetweenRanks(t *testing.T) {
+	dir := sceneFolder(t, 9, 40) // 18 samples
+	ds, err := Open(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.opts.ImageSize = 32
+	for _, world := range []int{1, 2, 3, 4, 5} {
+		whole := collect(t, NewLoader(ds, LoaderOptions{BatchSize: 2 * world, Train: true, Seed: 7, Workers: 2}), 1, 0)
+		ranks := make([][]Batch, world)
+		for r := range ranks {
+			l := NewLoader(ds, LoaderOptions{BatchSize: 2, Train: true, Seed: 7, Workers: 2, Rank: r, World: world})
+			ranks[r] = collect(t, l, 1, 0)
+			if want := (18 + world - 1) / world; l.Samples() != want || l.Len() != (want+1)/2 {
+				t.Fatalf("world %d rank %d: %d samples, %d batches", world, r, l.Samples(), l.Len())
+			}
+		}
+		img := 3 * 32 * 32
+		for b, wb := range whole {
+			for slot, p := range wb.Paths {
+				r, j := slot%world, slot/world
+				if b >= len(ranks[r]) || j >= len(ranks[r][b].Paths) {
+					continue // the padded tail
+				}
+				rb := ranks[r][b]
+				if rb.Paths[j] != p || !reflect.DeepEqual(rb.Images[j*img:(j+1)*img], wb.Images[slot*img:(slot+1)*img]) {
+					t.Fatalf("world %d batch %d slot %d: rank %d has %s, the whole run %s", world, b, slot, r, rb.Paths[j], p)
+				}
+			}
+		}
+		// Every sample seen, the padding being repeats of the first ones.
+		seen, total := map[string]bool{}, 0
+		for _, bs := range ranks {
+			for _, bt := range bs {
+				for _, p := range bt.Paths {
+					seen[p] = true
+					total++
+				}
+			}
+		}
+		if pad := (world - 18%world) % world; len(seen) != 18 || total != 18+pad {
+			t.Errorf("world %d: %d distinct of %d samples seen, want 18 of %d", world, len(seen), total, 18+pad)
+		}
+		// Evaluation: a partition, unpadded.
+		count := map[string]int{}
+		for r := 0; r < world; r++ {
+			for _, bt := range collect(t, NewLoader(ds, LoaderOptions{BatchSize: 4, Workers: 1, Rank: r, World: world}), 0, 0) {
+				for _, p := range bt.Paths {
+					count[p]++
+				}
+			}
+		}
+		for p, c := range count {
+			if c != 1 {
+				t.Errorf("world %d eval: %s in %d shares", world, p, c)
+			}
+		}
+		if len(count) != 18 {
+			t.Errorf("world %d eval: %d samples, want 18", world, len(count))
+		}
+	}
+}
