@@ -10,6 +10,13 @@ import (
 type Ctx struct {
 	Train bool
 	Gen   *torch.Generator // nil: libtorch's global generator
+	// Sync, when set in training mode, makes every BatchNorm2d compute its
+	// batch statistics over all ranks of a data-parallel job
+	// (SyncBatchNorm): Sync sums a tensor over the ranks, differentiably
+	// (torch.Group.AllReduceSum).
+	Sync interface {
+		AllReduceSum(x *torch.Tensor) *torch.Tensor
+	}
 }
 
 // EvalCtx returns the context of inference (eval mode, no dropout).
@@ -69,8 +76,43 @@ func NewBatchNorm2d(p Path, c int64) *BatchNorm2d {
 func (b *BatchNorm2d) Forward(ctx *Ctx, x *torch.Tensor) *torch.Tensor {
 	if ctx.Train {
 		b.count(x)
+		if ctx.Sync != nil {
+			return b.syncForward(ctx, x)
+		}
 	}
 	return x.BatchNorm(b.W, b.B, b.RunningMean, b.RunningVar, ctx.Train, b.Momentum, b.Eps)
+}
+
+// syncForward is SyncBatchNorm's training forward: the per-channel sums of
+// x and x² and the element count are summed over the ranks (one all-reduce
+// of 2C+1 values, whose backward sums the gradients over the ranks), giving
+// the mean and the biased variance of the whole global batch; the running
+// statistics are updated with the unbiased variance, as torch does.
+func (b *BatchNorm2d) syncForward(ctx *Ctx, x *torch.Tensor) *torch.Tensor {
+	sh := x.Shape()
+	if x.Err() != nil || len(sh) != 4 {
+		return x.BatchNorm(b.W, b.B, b.RunningMean, b.RunningVar, true, b.Momentum, b.Eps)
+	}
+	c := sh[1]
+	count := torch.Full(nil, float64(sh[0]*sh[2]*sh[3]), x.DType(), x.Device(), 1).In(x.Scope())
+	stats := ctx.Sync.AllReduceSum(torch.Cat(0, x.Sum(false, 0, 2, 3), x.Square().Sum(false, 0, 2, 3), count))
+	n := stats.Narrow(0, 2*c, 1)
+	mean := stats.Narrow(0, 0, c).Div(n)
+	variance := stats.Narrow(0, c, c).Div(n).Sub(mean.Square())
+	view := func(t *torch.Tensor) *torch.Tensor { return t.Reshape(1, c, 1, 1) }
+	y := x.Sub(view(mean)).Mul(view(variance.AddScalar(b.Eps).Rsqrt().Mul(b.W))).Add(view(b.B))
+	if nv, err := n.Item(); err == nil && nv > 1 {
+		m := b.Momentum
+		rm := b.RunningMean.Detach().In(x.Scope()).MulScalar(1 - m).Add(mean.Detach().MulScalar(m))
+		rv := b.RunningVar.Detach().In(x.Scope()).MulScalar(1 - m).Add(variance.Detach().MulScalar(m * nv / (nv - 1)))
+		if err := b.RunningMean.CopyFrom(rm); err != nil {
+			return torch.Errorf("sync_batch_norm", "running mean: %w", err)
+		}
+		if err := b.RunningVar.CopyFrom(rv); err != nil {
+			return torch.Errorf("sync_batch_norm", "running var: %w", err)
+		}
+	}
+	return y
 }
 
 // ScaleShift returns the affine map of the eval-mode BatchNorm, y = scale*x +

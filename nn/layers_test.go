@@ -107,19 +107,26 @@ func TestBatchNorm2d(t *testing.T) {
 	tests := []struct {
 		name              string
 		train             bool
+		sync              bool // a second rank with the same batch (doubling every sum)
 		w, b, mean, vari  []float32
 		want              []float64
 		wantMean, wantVar []float64
 		wantCount         int64
 	}{
-		{"eval: running statistics", false, []float32{2, 1}, []float32{0.5, 0}, []float32{1, 10}, []float32{4, 1},
+		{"eval: running statistics", false, false, []float32{2, 1}, []float32{0.5, 0}, []float32{1, 10}, []float32{4, 1},
 			[]float64{0.5, 0.5 + 2/math.Sqrt(4+eps), 0.5 + 4/math.Sqrt(4+eps), 0.5 + 6/math.Sqrt(4+eps), 0, 0, 2 / math.Sqrt(1+eps), 2 / math.Sqrt(1+eps)},
 			[]float64{1, 10}, []float64{4, 1}, 0},
-		{"train: batch statistics, running ones updated", true, []float32{1, 1}, []float32{0, 3}, []float32{0, 0}, []float32{1, 1},
+		{"train: batch statistics, running ones updated", true, false, []float32{1, 1}, []float32{0, 3}, []float32{0, 0}, []float32{1, 1},
 			[]float64{-1.5 / math.Sqrt(1.25+eps), -0.5 / math.Sqrt(1.25+eps), 0.5 / math.Sqrt(1.25+eps), 1.5 / math.Sqrt(1.25+eps),
 				3 - 1/math.Sqrt(1+eps), 3 - 1/math.Sqrt(1+eps), 3 + 1/math.Sqrt(1+eps), 3 + 1/math.Sqrt(1+eps)},
 			// momentum 0.1; the running variance takes the unbiased batch variance (5/3, 4/3).
 			[]float64{0.25, 1.1}, []float64{0.9 + 0.1*5.0/3, 0.9 + 0.1*4.0/3}, 1},
+		// SyncBatchNorm over two ranks holding the same batch: the same
+		// normalisation, but the unbiased variance counts 8 values (1.25*8/7, 1*8/7).
+		{"train, synchronised: global batch statistics", true, true, []float32{1, 1}, []float32{0, 3}, []float32{0, 0}, []float32{1, 1},
+			[]float64{-1.5 / math.Sqrt(1.25+eps), -0.5 / math.Sqrt(1.25+eps), 0.5 / math.Sqrt(1.25+eps), 1.5 / math.Sqrt(1.25+eps),
+				3 - 1/math.Sqrt(1+eps), 3 - 1/math.Sqrt(1+eps), 3 + 1/math.Sqrt(1+eps), 3 + 1/math.Sqrt(1+eps)},
+			[]float64{0.25, 1.1}, []float64{0.9 + 0.1*1.25*8/7, 0.9 + 0.1*8.0/7}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +145,9 @@ func TestBatchNorm2d(t *testing.T) {
 			ctx := nn.EvalCtx()
 			if tc.train {
 				ctx = nn.TrainCtx(nil)
+			}
+			if tc.sync {
+				ctx.Sync = twoRanks{}
 			}
 			shape, got := values(t, bn.Forward(ctx, torch.FromSlice(s, x, 1, 2, 2, 2)))
 			if !slices.Equal(shape, []int64{1, 2, 2, 2}) || !near(got, tc.want) {
@@ -185,5 +195,64 @@ func TestLinear(t *testing.T) {
 				t.Errorf("output %v %v, want %v %v", shape, got, tc.wantShape, tc.want)
 			}
 		})
+	}
+}
+
+// twoRanks stands in for a process group of two ranks holding the same
+// batch: the sum over the ranks doubles.
+type twoRanks struct{}
+
+func (twoRanks) AllReduceSum(x *torch.Tensor) *torch.Tensor { return x.MulScalar(2) }
+
+type oneRank struct{}
+
+func (oneRank) AllReduceSum(x *torch.Tensor) *torch.Tensor { return x }
+
+// SyncBatchNorm on one rank is BatchNorm: same output and same gradients
+// for the input, weight and bias.
+func TestSyncBatchNormGradients(t *testing.T) {
+	g, err := torch.NewGenerator(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	x0 := torch.Randn(s, g, 2, 3, 4, 4)
+	r := torch.Randn(s, g, 2, 3, 4, 4)
+	run := func(sync bool) (y, gx, gw, gb []float32) {
+		st := nn.NewStore(1)
+		defer st.Free()
+		bn := nn.NewBatchNorm2d(st.Root().Sub("bn"), 3)
+		set(t, bn.W, 0.5, 1, 2)
+		set(t, bn.B, 0.1, 0, -1)
+		x := x0.Detach().Clone().SetRequiresGrad(true)
+		ctx := nn.TrainCtx(nil)
+		if sync {
+			ctx.Sync = oneRank{}
+		}
+		out := bn.Forward(ctx, x)
+		if err := out.Mul(r).Sum(false).Backward(); err != nil {
+			t.Fatal(err)
+		}
+		_, y = values(t, out.Detach())
+		_, gx = values(t, x.Grad())
+		_, gw = values(t, bn.W.Grad())
+		_, gb = values(t, bn.B.Grad())
+		return
+	}
+	y1, gx1, gw1, gb1 := run(false)
+	y2, gx2, gw2, gb2 := run(true)
+	for _, c := range []struct {
+		name string
+		a, b []float32
+	}{{"output", y1, y2}, {"input grad", gx1, gx2}, {"weight grad", gw1, gw2}, {"bias grad", gb1, gb2}} {
+		want := make([]float64, len(c.a))
+		for i, v := range c.a {
+			want[i] = float64(v)
+		}
+		if !near(c.b, want) {
+			t.Errorf("%s: sync %v, plain %v", c.name, c.b, c.a)
+		}
 	}
 }
