@@ -34,4 +34,10 @@
 // interrupted half-way are dropped from the index before it is redone, so
 // the index never holds duplicates. Videos are processed in parallel
 // (Options.Workers) with one shared face detector.
+//
+// Large inputs can be split over N jobs (Options.Shard, `lvnet prepare
+// --shard K/N`): each processes a stable subset of the videos into the same
+// output directory, with its own state files (index-K-of-N.jsonl,
+// .prepare-done-K-of-N), and MergeShards (`lvnet merge DIR`) then writes
+// index.jsonl and .prepare-done as an unsharded run would (shards.go).
 package prepare

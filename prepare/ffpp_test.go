@@ -118,7 +118,7 @@ func TestFFPPResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done1, _ := readDone(out)
+	done1, _ := readDone(filepath.Join(out, DoneFile))
 	if !st.Interrupted || st.Jobs != 5 || st.Done != 1 || len(done1) != 1 || !done1["Deepfakes/000_001"] {
 		t.Fatalf("first run: %+v, done %v; want interrupted after the first of 5 videos", st, done1)
 	}
@@ -200,7 +200,7 @@ func TestFFPPResume(t *testing.T) {
 			t.Errorf("video %s has %d crops, want %d (all: %v)", v, perVideo[v], n, perVideo)
 		}
 	}
-	done, _ := readDone(out)
+	done, _ := readDone(filepath.Join(out, DoneFile))
 	if len(done) != 5 {
 		t.Errorf("%d videos marked done, want 5", len(done))
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lvnet-go/lvnet/internal/shard"
 	"github.com/lvnet-go/lvnet/media"
 )
 
@@ -23,6 +24,10 @@ type job struct {
 	method string // FaceForensics++ subset ("Deepfakes", "youtube"); "" otherwise
 	video  bool   // src is a video (else an image)
 	panel  string // authors' layout: the frame folder below Out ("Deepfakes/000_003.mp4"); "" for none
+	// shardKey is the job's key for Options.Shard (shard.Key): src relative
+	// to the input folder it was found under (the FaceForensics++ root),
+	// or src as given when named directly.
+	shardKey string
 }
 
 // IsFFPP reports whether dir is the root of a FaceForensics++ download: it
@@ -85,6 +90,7 @@ func ffppJobs(root, comp string, methods []string, authors bool) ([]job, error) 
 					key: s.Name() + "/" + stem, src: filepath.Join(vdir, name),
 					label: side.label, method: s.Name(), video: true,
 				}
+				j.shardKey = shard.Key(root, j.src)
 				if side.label == 1 {
 					m := filepath.Join(sub, "masks", "videos", name)
 					if _, err := os.Stat(m); err == nil {
@@ -178,12 +184,12 @@ func plainJobs(inputs []string, label, masks, out string) ([]job, error) {
 			return nil, fmt.Errorf("prepare: --masks %s is a file: give one input file with it, or a folder of masks named like the inputs", masks)
 		}
 	}
-	add := func(path, rel string) error {
+	add := func(root, path, rel string) error {
 		isVid := media.IsVideo(path)
 		if !isVid && !media.IsImageExt(path) {
 			return nil
 		}
-		j := job{src: path, video: isVid}
+		j := job{src: path, video: isVid, shardKey: shard.Key(root, path)}
 		switch label {
 		case "real":
 			j.label = 0
@@ -219,7 +225,7 @@ func plainJobs(inputs []string, label, masks, out string) ([]job, error) {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
 		if !st.IsDir() {
-			if err := add(in, filepath.Base(in)); err != nil {
+			if err := add("", in, filepath.Base(in)); err != nil {
 				return nil, err
 			}
 			continue
@@ -249,7 +255,7 @@ func plainJobs(inputs []string, label, masks, out string) ([]job, error) {
 		sort.Strings(files)
 		for _, p := range files {
 			rel, _ := filepath.Rel(in, p)
-			if err := add(p, filepath.Join(base, rel)); err != nil {
+			if err := add(in, p, filepath.Join(base, rel)); err != nil {
 				return nil, err
 			}
 		}

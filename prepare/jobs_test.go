@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lvnet-go/lvnet/data"
+	"github.com/lvnet-go/lvnet/internal/shard"
 )
 
 // touch creates the files (and their folders) below dir.
@@ -161,14 +162,14 @@ func TestRepairIndex(t *testing.T) {
 	}
 	os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"+`{"image":"fake/DF/a/00`), 0o644)
 	os.WriteFile(filepath.Join(out, DoneFile), []byte("DF/a\nc.mp4\nyt/b"), 0o644) // yt/b torn
-	done, err := readDone(out)
+	done, err := readDone(filepath.Join(out, DoneFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(done, map[string]bool{"DF/a": true, "c.mp4": true}) {
 		t.Fatalf("done %v: the torn last key must not count", done)
 	}
-	kept, dropped, err := repairIndex(out, done)
+	kept, dropped, err := repairIndex(p, done)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +191,10 @@ func TestRepairIndex(t *testing.T) {
 		t.Errorf("index after repair %v, want %v", imgs, want)
 	}
 	// A second repair changes nothing; the done list drops its torn line.
-	if _, dropped, _ := repairIndex(out, done); dropped != 0 {
+	if _, dropped, _ := repairIndex(p, done); dropped != 0 {
 		t.Errorf("second repair dropped %d", dropped)
 	}
-	d, err := openDone(out)
+	d, err := openDone(filepath.Join(out, DoneFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,15 +209,40 @@ func TestRepairIndex(t *testing.T) {
 
 func TestLockOut(t *testing.T) {
 	out := t.TempDir()
-	unlock, err := lockOut(out)
+	whole := stateOf(out, shard.Shard{})
+	lock := func(s shard.Shard) (func(), error) { return stateOf(out, s).lockOut(out, s) }
+	unlock, err := lock(shard.Shard{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockOut(out); err == nil || !strings.Contains(err.Error(), "another lvnet prepare") {
+	if _, err := lock(shard.Shard{}); err == nil || !strings.Contains(err.Error(), "another lvnet prepare") {
 		t.Errorf("second lock: %v", err)
 	}
+	if _, err := lock(shard.Shard{K: 0, N: 2}); err == nil || !strings.Contains(err.Error(), "without --shard") {
+		t.Errorf("shard beside an unsharded run: %v", err)
+	}
 	unlock()
-	u2, err := lockOut(out)
+	// Shards run beside each other, not beside themselves or an unsharded run.
+	s0, err := lock(shard.Shard{K: 0, N: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := lock(shard.Shard{K: 1, N: 2})
+	if err != nil {
+		t.Fatalf("two shards: %v", err)
+	}
+	if _, err := lock(shard.Shard{K: 1, N: 2}); err == nil || !strings.Contains(err.Error(), "another lvnet prepare --shard 1/2") {
+		t.Errorf("shard 1/2 twice: %v", err)
+	}
+	if _, err := lock(shard.Shard{}); err == nil || !strings.Contains(err.Error(), whole.lock) {
+		t.Errorf("unsharded run beside shards: %v", err)
+	}
+	if _, err := MergeShards(out); err == nil || !strings.Contains(err.Error(), "merge when every shard has finished") {
+		t.Errorf("merge beside shards: %v", err)
+	}
+	s0()
+	s1()
+	u2, err := lock(shard.Shard{})
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"image"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/lvnet-go/lvnet/data"
 	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/progress"
+	"github.com/lvnet-go/lvnet/internal/shard"
 )
 
 // Layouts of the output (Options.Layout).
@@ -88,6 +88,12 @@ type Options struct {
 	Log io.Writer
 	// Progress shows the run; nil draws nothing.
 	Progress func(total int64) *progress.Bar
+	// Shard restricts the run to the videos and images of one shard
+	// (shard.Key of each input's path below the input folder it was
+	// found in) and keeps its state apart, so that N runs, one per shard,
+	// can write the same Out at once; MergeShards then writes the index
+	// (see shards.go). The zero value processes everything.
+	Shard shard.Shard
 }
 
 func (o Options) withDefaults() Options {
@@ -117,9 +123,10 @@ func (o Options) withDefaults() Options {
 
 // Stats summarise a run.
 type Stats struct {
-	// Jobs is the number of videos and images found; Skipped of them were
-	// done by an earlier run, Done by this one.
-	Jobs, Skipped, Done int
+	// Jobs is the number of videos and images found (in the shard, with
+	// Options.Shard; All counts those of every shard); Skipped of them
+	// were done by an earlier run, Done by this one.
+	Jobs, All, Skipped, Done int
 	// Failed counts unreadable or corrupt inputs (warned; frames read
 	// before the damage are kept). NoFace counts inputs where no face was
 	// found.
@@ -141,11 +148,11 @@ type Stats struct {
 // FaceForensics++ root (IsFFPP) is processed whole; otherwise inputs are
 // videos, images and folders of them. Done videos of an earlier run are
 // skipped. When ctx ends, the videos in progress are abandoned (and redone
-// by the next run) and Run returns with Stats.Interrupted set.
-func Run(ctx context.Context, inputs []string, o Options) (Stats, error) {
+// by the next run) and Run returns with Stats.Interrupted set. With
+// o.Shard only the shard's videos are processed (see MergeShards).
+func Run(ctx context.Context, inputs []string, o Options) (st Stats, err error) {
 	start := time.Now()
 	o = o.withDefaults()
-	var st Stats
 	if o.Out == "" {
 		return st, errors.New("prepare: no output directory")
 	}
@@ -179,8 +186,10 @@ func Run(ctx context.Context, inputs []string, o Options) (Stats, error) {
 	if o.Layout == LayoutAuthors && o.AllFaces {
 		return st, errors.New("prepare: the authors' layout holds one face per frame; drop --all-faces or use --layout index")
 	}
+	if o.Shard.Enabled() && (o.Shard.K < 0 || o.Shard.K >= o.Shard.N) {
+		return st, fmt.Errorf("prepare: shard %s: want 0 <= K < N", o.Shard)
+	}
 	var jobs []job
-	var err error
 	if ffpp {
 		if o.Masks != "" {
 			return st, errors.New("prepare: a FaceForensics++ root brings its own masks; drop --masks")
@@ -195,26 +204,37 @@ func Run(ctx context.Context, inputs []string, o Options) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	st.All = len(jobs)
+	if o.Shard.Enabled() {
+		var mine []job
+		for _, j := range jobs {
+			if o.Shard.Has(j.shardKey) {
+				mine = append(mine, j)
+			}
+		}
+		jobs = mine
+	}
 	st.Jobs = len(jobs)
 
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return st, fmt.Errorf("prepare: %w", err)
 	}
-	unlock, err := lockOut(o.Out)
+	sf := stateOf(o.Out, o.Shard)
+	unlock, err := sf.lockOut(o.Out, o.Shard)
 	if err != nil {
 		return st, err
 	}
 	defer unlock()
-	tmpRoot := filepath.Join(o.Out, ".tmp")
+	tmpRoot := sf.tmp
 	if err := os.RemoveAll(tmpRoot); err != nil { // leftovers of an interrupted run
 		return st, fmt.Errorf("prepare: %w", err)
 	}
 	defer os.RemoveAll(tmpRoot)
-	done, err := readDone(o.Out)
+	done, err := readDone(sf.done)
 	if err != nil {
 		return st, err
 	}
-	if _, st.Dropped, err = repairIndex(o.Out, done); err != nil {
+	if _, st.Dropped, err = repairIndex(sf.index, done); err != nil {
 		return st, err
 	}
 	if st.Dropped > 0 {
@@ -227,6 +247,25 @@ func Run(ctx context.Context, inputs []string, o Options) (Stats, error) {
 		} else {
 			todo = append(todo, j)
 		}
+	}
+	if o.Shard.Enabled() {
+		// The shard's status, at the start and at the end, tells
+		// MergeShards that it ran and whether it finished.
+		if err := startShard(o.Out, sf, o.Shard, st.Jobs, st.Skipped); err != nil {
+			return st, err
+		}
+		defer func() {
+			serr := writeStatus(sf.status, shardStatus{Shard: o.Shard.String(), Jobs: st.Jobs, Done: st.Skipped + st.Done})
+			if err == nil {
+				err = serr
+			}
+		}()
+		// Its done list exists even when the shard has nothing to do.
+		dl, err := openDone(sf.done)
+		if err != nil {
+			return st, err
+		}
+		dl.Close()
 	}
 	if len(todo) == 0 {
 		st.Elapsed = time.Since(start)
@@ -246,12 +285,12 @@ func Run(ctx context.Context, inputs []string, o Options) (Stats, error) {
 		defer d.Close()
 		det = d
 	}
-	idx, err := data.OpenIndexWriter(filepath.Join(o.Out, data.IndexFile))
+	idx, err := data.OpenIndexWriter(sf.index)
 	if err != nil {
 		return st, fmt.Errorf("prepare: %w", err)
 	}
 	defer idx.Close()
-	dlog, err := openDone(o.Out)
+	dlog, err := openDone(sf.done)
 	if err != nil {
 		return st, err
 	}

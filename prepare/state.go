@@ -19,15 +19,16 @@ import (
 // are complete.
 const DoneFile = ".prepare-done"
 
-// readDone reads the done keys; a last line without its newline (a crash
-// while writing) does not count.
-func readDone(out string) (map[string]bool, error) {
-	b, err := os.ReadFile(filepath.Join(out, DoneFile))
+// readDone reads the done keys from the done list at path (DoneFile, or a
+// shard's); a last line without its newline (a crash while writing) does
+// not count.
+func readDone(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]bool{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("prepare: read done list: %w", err)
+		return nil, fmt.Errorf("prepare: read done list %s: %w", path, err)
 	}
 	done := map[string]bool{}
 	for len(b) > 0 {
@@ -48,9 +49,9 @@ type doneLog struct {
 	f *os.File
 }
 
-// openDone opens the done list for appending, cutting a torn last line.
-func openDone(out string) (*doneLog, error) {
-	p := filepath.Join(out, DoneFile)
+// openDone opens the done list at p for appending (creating it), cutting a
+// torn last line.
+func openDone(p string) (*doneLog, error) {
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: open done list: %w", err)
@@ -103,13 +104,13 @@ func keyOfEntry(e data.IndexEntry, done map[string]bool) (string, bool) {
 	return "", false
 }
 
-// repairIndex rewrites out/index.jsonl, when needed, to hold only the
-// entries of done videos, each image once (first line kept): lines of a
-// video interrupted before it was marked done are dropped so that redoing
-// it adds no duplicates. The rewrite goes through a temporary file and a
-// rename. It returns the number of entries kept and dropped.
-func repairIndex(out string, done map[string]bool) (kept, dropped int, err error) {
-	p := filepath.Join(out, data.IndexFile)
+// repairIndex rewrites the index at p (out/index.jsonl, or a shard's in
+// out), when needed, to hold only the entries of done videos, each image
+// once (first line kept): lines of a video interrupted before it was marked
+// done are dropped so that redoing it adds no duplicates. The rewrite goes
+// through a temporary file and a rename. It returns the number of entries
+// kept and dropped.
+func repairIndex(p string, done map[string]bool) (kept, dropped int, err error) {
 	es, err := data.ReadIndex(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, nil
@@ -142,7 +143,7 @@ func repairIndex(out string, done map[string]bool) (kept, dropped int, err error
 		buf.Write(append(b, '\n'))
 	}
 	if err := fsutil.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		return 0, 0, fmt.Errorf("prepare: repair index: %w", err)
+		return 0, 0, fmt.Errorf("prepare: repair index %s: %w", p, err)
 	}
 	return len(keep), len(es) - len(keep), nil
 }
