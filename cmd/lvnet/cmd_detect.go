@@ -17,12 +17,13 @@ import (
 	"github.com/lvnet-go/lvnet/detect"
 	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/progress"
+	"github.com/lvnet-go/lvnet/internal/shard"
 	"github.com/lvnet-go/lvnet/media"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/torch"
 )
 
-const detectArgs = "[--model M] [--json|--csv] [--heatmaps DIR] [--every N] INPUT... (photos, videos, folders; - reads paths from stdin)"
+const detectArgs = "[--model M] [--json|--csv | --out DIR [--shard K/N]] [--heatmaps DIR] [--every N] INPUT... (photos, videos, folders; - reads paths from stdin)"
 
 // detectMain finds the faces of photos and videos and tells, for each, how
 // likely it is forged and where.
@@ -41,8 +42,15 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	modelPath, aligned, faceModels, threshold := df.model, df.aligned, df.faceModels, df.threshold
 	maxFrames, batch, workers := df.maxFrames, df.batch, df.workers
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	outDir := fs.String("out", "", "batch jobs: write the results as JSON Lines to DIR/shard-K-of-N.jsonl (shard-0-of-1.jsonl without --shard), a line per input, each fsynced; a rerun skips the inputs done. lvnet merge DIR prints them as the table, --json or --csv")
+	shardFlag := fs.String("shard", "", "with --out: analyse shard K of N (K from 0) of the inputs, picked by a hash of each input's path below its folder argument; /N takes K from $"+shard.EnvKubernetes+" or $"+shard.EnvSlurm)
+	retry := fs.Bool("retry-errors", false, "with --out: analyse again the inputs whose earlier attempt failed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	sh, err := shard.Parse(*shardFlag, os.Getenv)
+	if err != nil {
+		return usagef("--shard: %v", err)
 	}
 	dev, dt, err := df.parse()
 	if err != nil {
@@ -60,6 +68,13 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return usagef("--every %d: want 0 (about 2 frames per second) or more", *every)
 	case *maxFaces < 1:
 		return usagef("--max-faces %d: want at least 1", *maxFaces)
+	case *outDir == "" && (sh.Enabled() || *retry):
+		return usagef("--shard and --retry-errors need --out DIR (the results go to DIR/shard-K-of-N.jsonl)")
+	case *outDir != "" && (*asJSON || *asCSV):
+		return usagef("--out writes JSON Lines; lvnet merge %s prints the table, --json or --csv", *outDir)
+	}
+	if *outDir != "" && !sh.Enabled() {
+		sh = shard.Shard{K: 0, N: 1}
 	}
 	ckpt, err := modelFile(fs, *modelPath)
 	if err != nil {
@@ -78,19 +93,28 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 	}
 
-	// Outcomes in the order of the inputs as named: folder failures where
-	// the folder was, analysis outcomes where their input was.
-	rows := make([]outcome, len(entries))
-	var ins []detect.Input
-	var at []int // row of each input
+	// This run's part of the inputs: all of them, or the shard's.
+	var sel []int
 	for k, e := range entries {
-		if e.fail != "" {
-			rows[k] = outcome{input: e.path, err: e.fail}
-			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(e.path), termSafe(e.fail))
-			continue
+		if sh.Has(e.key) {
+			sel = append(sel, k)
 		}
-		ins = append(ins, detect.Input{Path: e.path})
-		at = append(at, k)
+	}
+	// Heatmaps are named over the whole list, so that shards and reruns
+	// name them as one run would.
+	hmName := map[int]string{}
+	if *heatmaps != "" {
+		var all []detect.Input
+		var pos []int
+		for k, e := range entries {
+			if e.fail == "" {
+				all = append(all, detect.Input{Path: e.path})
+				pos = append(pos, k)
+			}
+		}
+		for i, name := range detect.HeatmapNames(all) {
+			hmName[pos[i]] = name
+		}
 	}
 	m, meta, err := checkpoint.Load(ckpt, checkpoint.LoadOptions{Device: dev, DType: dt})
 	if err != nil {
@@ -99,6 +123,47 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer m.Free()
 	if !flagSet(fs, "threshold") {
 		*threshold = meta.ThresholdOr(detect.DefaultThreshold)
+	}
+	var job *resultsJob
+	if *outDir != "" {
+		sum, err := fileSHA256(ckpt)
+		if err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		ro := resultsOptions{
+			Model: sum, DType: dt.String(), Threshold: *threshold, Every: *every, MaxFrames: *maxFrames,
+			MaxFaces: *maxFaces, Aligned: *aligned, Heatmaps: *heatmaps,
+		}
+		if job, err = openResultsJob(*outDir, sh, entries, sel, ro, *retry); err != nil {
+			return err
+		}
+		defer job.Close()
+	}
+
+	// Outcomes in the order of the inputs as named: folder failures where
+	// the folder was, analysis outcomes where their input was.
+	rows := make([]outcome, len(entries))
+	var ins []detect.Input
+	var at []int // row of each input
+	failedNow := 0
+	for _, k := range sel {
+		e := entries[k]
+		if job != nil && job.done[k] {
+			continue
+		}
+		if e.fail != "" {
+			rows[k] = outcome{input: e.path, err: e.fail}
+			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(e.path), termSafe(e.fail))
+			failedNow++
+			if job != nil {
+				if err := job.w.add(k, nil, &detect.Failure{Input: e.path, Error: e.fail}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		ins = append(ins, detect.Input{Path: e.path, Heatmap: hmName[k]})
+		at = append(at, k)
 	}
 	// Fold BatchNorms into the convolutions (and, on CPUs, run them
 	// channels-last): about 30% faster, same results up to float rounding.
@@ -120,7 +185,7 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 
 	bar := progress.Quiet()
-	if n := len(entries); !*quiet && (n > 1 || (n == 1 && media.IsVideo(entries[0].path))) {
+	if n := len(ins); !*quiet && (n > 1 || (n == 1 && media.IsVideo(ins[0].Path))) {
 		if stderr == os.Stderr {
 			bar = progress.New("detect", int64(n), "inputs")
 		} else {
@@ -137,52 +202,117 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		bar.SetSuffix("%d frames, %d faces, %.1f faces/s", pr.Frames, pr.Faces, float64(pr.Faces)/time.Since(t0).Seconds())
 		bar.Add(0)
 	})
-	incomplete := 0
+	// A results file that cannot be written stops the run.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var writeErr error
+	analysed := 0
 	err = p.AnalyzeAll(ctx, ins, opts, func(i int, r *detect.Result, err error) {
 		name := ins[i].Path
+		o := outcome{input: name, r: r}
 		if err != nil {
+			if ctx.Err() != nil {
+				return // perhaps the interruption's doing: not an outcome
+			}
 			reason := err.Error()
 			var ie *detect.InputError
 			if errors.As(err, &ie) {
 				reason = ie.Reason()
 			}
 			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(name), termSafe(reason))
-			rows[at[i]] = outcome{input: name, err: reason}
-			return
-		}
-		if r.Incomplete {
-			incomplete++
+			o = outcome{input: name, err: reason}
+			failedNow++
+		} else if r.Incomplete {
+			failedNow++
 			fmt.Fprintf(stderr, "lvnet detect: %s: %s\n", termSafe(name), termSafe(strings.Join(r.Warnings, "; ")))
 		}
-		rows[at[i]] = outcome{input: name, r: r}
+		rows[at[i]] = o
+		analysed++
+		if job != nil {
+			var fail *detect.Failure
+			if o.r == nil {
+				fail = &detect.Failure{Input: name, Error: o.err}
+			}
+			if werr := job.w.add(at[i], o.r, fail); werr != nil && writeErr == nil {
+				writeErr = werr
+				stop()
+			}
+		}
 	})
 	bar.Finish()
-	if err != nil {
-		return err
+	switch {
+	case writeErr != nil:
+		return writeErr
+	case err == nil && analysed < len(ins):
+		err = ctx.Err() // interrupted as the last input ended
 	}
-	resp := detect.Response{Results: []*detect.Result{}}
-	for _, o := range rows {
-		if o.r != nil {
-			resp.Results = append(resp.Results, o.r)
-		} else {
-			resp.Errors = append(resp.Errors, detect.Failure{Input: o.input, Error: o.err})
+	if job != nil {
+		left := len(ins) - analysed
+		where := "inputs"
+		if sh.N > 1 {
+			where = fmt.Sprintf("inputs of shard %s (%d in all)", sh, len(entries))
+		}
+		fmt.Fprintf(stderr, "lvnet detect: %d %s: %d done earlier, %d now, %d left; results in %s\n",
+			len(sel), where, len(job.done), len(sel)-len(job.done)-left, left, job.path)
+		if job.orphan > 0 {
+			fmt.Fprintf(stderr, "lvnet detect: %s also keeps %s of inputs not given now (lvnet merge leaves them out)\n", job.path, plural(job.orphan, "result"))
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted with %d of %d inputs left; run the same command again to resume", left, len(sel))
+			}
+			return err
+		}
+	} else {
+		if err != nil {
+			return err
+		}
+		if err := printOutcomes(stdout, rows, *asJSON, *asCSV, *threshold); err != nil {
+			return err
 		}
 	}
+	if failedNow > 0 {
+		return &partialError{failed: failedNow}
+	}
+	return nil
+}
+
+// printOutcomes writes the outcomes as lvnet detect prints them: a table,
+// or the JSON document (asJSON) or CSV (asCSV).
+func printOutcomes(w io.Writer, rows []outcome, asJSON, asCSV bool, threshold float64) error {
+	var err error
 	switch {
-	case *asJSON:
-		err = json.NewEncoder(stdout).Encode(resp)
-	case *asCSV:
-		err = writeCSV(stdout, rows)
+	case asJSON:
+		resp := detect.Response{Results: []*detect.Result{}}
+		for _, o := range rows {
+			if o.r != nil {
+				resp.Results = append(resp.Results, o.r)
+			} else {
+				resp.Errors = append(resp.Errors, detect.Failure{Input: o.input, Error: o.err})
+			}
+		}
+		err = json.NewEncoder(w).Encode(resp)
+	case asCSV:
+		err = writeCSV(w, rows)
 	default:
-		err = writeTable(stdout, rows, *threshold)
+		err = writeTable(w, rows, threshold)
 	}
 	if err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if n := len(resp.Errors) + incomplete; n > 0 {
-		return &partialError{failed: n}
-	}
 	return nil
+}
+
+// failures counts the outcomes that make the exit status 1: failures and
+// incomplete results.
+func failures(rows []outcome) int {
+	n := 0
+	for _, o := range rows {
+		if o.r == nil || o.r.Incomplete {
+			n++
+		}
+	}
+	return n
 }
 
 // modelFile returns the checkpoint to load: --model when given, else

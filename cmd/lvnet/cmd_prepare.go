@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
+	"github.com/lvnet-go/lvnet/data"
 	"github.com/lvnet-go/lvnet/face"
 	"github.com/lvnet-go/lvnet/internal/progress"
+	"github.com/lvnet-go/lvnet/internal/shard"
 	"github.com/lvnet-go/lvnet/prepare"
 	"github.com/lvnet-go/lvnet/torch"
 )
@@ -15,7 +19,7 @@ import (
 // crops, masks, landmarks and an index for training.
 func prepareMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	tty := isTerminal(stderr)
-	fs := newFlags(stderr, "prepare", "--out DIR INPUT...")
+	fs := newFlags(stderr, "prepare", "--out DIR [--shard K/N] INPUT...")
 	out := fs.String("out", "", "output directory (crops, masks, index.jsonl; resumable)")
 	masks := fs.String("masks", "", "masks of plain inputs: a mask file for one input, or a folder of masks named like the inputs")
 	every := fs.Int("every", 1, "keep every Nth frame of each video (1: all, as the authors' preprocessing)")
@@ -34,8 +38,13 @@ func prepareMain(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	threads := fs.Int("threads", 0, "intra-op threads of the detector (default: all CPUs)")
 	inputSize := fs.Int("detector-size", 0, "detector input size, a multiple of 32 (default 416)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	shardFlag := fs.String("shard", "", "process shard K of N (K from 0) of the videos/images, picked by a hash of each one's path below its input folder, into the same --out as the other shards; /N takes K from $"+shard.EnvKubernetes+" or $"+shard.EnvSlurm+"; lvnet merge DIR then writes the index")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	sh, err := shard.Parse(*shardFlag, os.Getenv)
+	if err != nil {
+		return usagef("--shard: %v", err)
 	}
 	switch {
 	case *out == "":
@@ -65,6 +74,7 @@ func prepareMain(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		Out: *out, Masks: *masks, Every: *every, Frames: *frames, Size: *size, Scale: float32(*scale),
 		Clamp: *clamp, AllFaces: *allFaces, MinFace: float32(*minFace), Layout: *layout, Label: *label,
 		Methods: splitList(*methods), Compression: *comp, Workers: *workers, BatchFrames: *batch, Log: stderr,
+		Shard: sh,
 	}
 	if fs.NArg() == 1 && !prepare.IsFFPP(fs.Arg(0)) && len(o.Methods) > 0 {
 		return usagef("--methods selects subsets of a FaceForensics++ root; %s is not one", fs.Arg(0))
@@ -86,14 +96,21 @@ func prepareMain(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "prepare: %d of %d videos/images done now, %d earlier; %d crops from %d frames in %s",
-		st.Done, st.Jobs, st.Skipped, st.Crops, st.Frames, st.Elapsed.Round(1e9))
+	prefix := "prepare: "
+	if sh.Enabled() {
+		prefix = fmt.Sprintf("prepare: shard %s (%d of the %d videos/images): ", sh, st.Jobs, st.All)
+	}
+	fmt.Fprintf(stderr, "%s%d of %d videos/images done now, %d earlier; %d crops from %d frames in %s",
+		prefix, st.Done, st.Jobs, st.Skipped, st.Crops, st.Frames, st.Elapsed.Round(1e9))
 	if st.Failed > 0 || st.NoFace > 0 || st.NoMask > 0 {
 		fmt.Fprintf(stderr, " (%d unreadable or corrupt, %d without a face, %d fake faces left out for an empty mask)", st.Failed, st.NoFace, st.NoMask)
 	}
 	fmt.Fprintln(stderr)
 	if st.Interrupted {
 		return fmt.Errorf("interrupted with %d of %d videos/images left; run the same command again to resume", st.Jobs-st.Done-st.Skipped, st.Jobs)
+	}
+	if sh.Enabled() {
+		fmt.Fprintf(stderr, "prepare: when every shard has finished, lvnet merge %s writes %s\n", *out, filepath.Join(*out, data.IndexFile))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lvnet-go/lvnet/internal/shard"
 	"github.com/lvnet-go/lvnet/media"
 )
 
@@ -24,6 +25,10 @@ func isMedia(name string) bool { return media.IsImageExt(name) || media.IsVideoE
 type entry struct {
 	path string
 	fail string // reason, "" for a file to analyse
+	// key picks the entry's shard (--shard): its path relative to the
+	// folder argument it was found under, or the path as named
+	// (shard.Key).
+	key string
 }
 
 // expandInputs turns the arguments into entries: files as given (whatever
@@ -38,10 +43,14 @@ func expandInputs(args []string, stdin io.Reader, warn func(string)) ([]entry, e
 	add := func(arg string) {
 		st, err := os.Stat(arg)
 		if err != nil || !st.IsDir() {
-			out = append(out, entry{path: arg}) // analysing it tells what is wrong
+			out = append(out, entry{path: arg, key: shard.Key("", arg)}) // analysing it tells what is wrong
 			return
 		}
-		out = append(out, walkFolder(arg, warn)...)
+		es := walkFolder(arg, warn)
+		for i := range es {
+			es[i].key = shard.Key(arg, es[i].path)
+		}
+		out = append(out, es...)
 	}
 	for _, a := range args {
 		if a != "-" {

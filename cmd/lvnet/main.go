@@ -37,6 +37,7 @@ func commands() []command {
 		{"bench", "time eval (batch 1, 8) and a training step (batch 4) like the authors' timing script", benchMain},
 		{"detect", "find faces in photos, videos and folders: how likely each is forged, and where (heatmaps)", detectMain},
 		{"serve", "HTTP API (POST /v1/detect, /healthz, /metrics) and a web page to drop photos on", serveCmd},
+		{"merge", "combine the shards of a batch job (detect --out DIR --shard K/N, prepare --shard K/N) into one output", mergeMain},
 	}
 }
 
