@@ -18,6 +18,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <c10/core/GradMode.h>
+
 #include <chrono>
 #include <memory>
 
@@ -86,6 +88,7 @@ void group_free(Group *g) { delete g; }
 std::string group_backend(Group *g) { return g->pg->getBackendName(); }
 
 void allreduce(Group *g, std::vector<at::Tensor> ts, bool avg) {
+  c10::AutoGradMode no_grad(false);  // in place, also on parameters
   // Gloo reduces contiguous buffers; other layouts (channels-last) go
   // through a contiguous copy.
   std::vector<at::Tensor> bufs;
@@ -103,6 +106,7 @@ void allreduce(Group *g, std::vector<at::Tensor> ts, bool avg) {
 }
 
 void broadcast(Group *g, std::vector<at::Tensor> ts, int root) {
+  c10::AutoGradMode no_grad(false);  // copies into parameters
   c10d::broadcast_coalesced(g->pg, ts, 256 << 20, root);
 }
 
@@ -115,7 +119,7 @@ struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, int64_t group) {
     ctx->saved_data["group"] = group;
     auto *g = reinterpret_cast<Group *>(group);
-    at::Tensor y = x.clone(at::MemoryFormat::Contiguous);
+    at::Tensor y = x.detach().clone(at::MemoryFormat::Contiguous);
     allreduce(g, {y}, false);
     return y;
   }

@@ -92,6 +92,9 @@ type Options struct {
 	GlooThreads int
 	// Getenv reads GLOO_SOCKET_IFNAME (default os.Getenv).
 	Getenv func(string) string
+	// Device holds the tensors of the job's own collectives (NCCL reduces
+	// CUDA tensors only).
+	Device torch.Device
 }
 
 // Job is this rank's membership of a distributed job.
@@ -100,9 +103,11 @@ type Job struct {
 	Store *torch.Store
 	Group *torch.Group
 
+	device        torch.Device
 	timeout, beat time.Duration
 	hb            *torch.Store // the heartbeat's own connection
 	step          atomic.Int64
+	seq           atomic.Int64 // keys of BroadcastBytes
 	done          chan struct{}
 	wg            sync.WaitGroup
 }
@@ -141,7 +146,7 @@ func Join(e Env, o Options) (*Job, error) {
 		store.Close()
 		return nil, fmt.Errorf("dist: rank %d: heartbeat connection to %s: %w", e.Rank, where, err)
 	}
-	j := &Job{Env: e, Store: store, Group: group, timeout: o.Timeout, beat: o.Heartbeat, hb: hb, done: make(chan struct{})}
+	j := &Job{Env: e, Store: store, Group: group, device: o.Device, timeout: o.Timeout, beat: o.Heartbeat, hb: hb, done: make(chan struct{})}
 	j.step.Store(-1)
 	j.publish()
 	j.wg.Add(1)
@@ -323,4 +328,36 @@ func (j *Job) Explain(err error) error {
 	}
 	re.Info = strings.Join(info, "; ")
 	return re
+}
+
+// BroadcastBytes sends rank 0's b to every rank (its length through the
+// store, the bytes through the process group) and returns it.
+func (j *Job) BroadcastBytes(b []byte) ([]byte, error) {
+	key := fmt.Sprintf("lvnet/bytes/%d", j.seq.Add(1))
+	if j.Rank == 0 {
+		if err := j.Store.Set(key, []byte(strconv.Itoa(len(b)))); err != nil {
+			return nil, err
+		}
+	}
+	v, err := j.Store.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return nil, fmt.Errorf("dist: bad length %q under %s", v, key)
+	}
+	if j.Rank != 0 {
+		b = make([]byte, n)
+	}
+	if n == 0 {
+		return b, nil
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	t := torch.FromSlice(s, b, int64(n)).ToDevice(j.device)
+	if err := j.Group.Broadcast(0, t); err != nil {
+		return nil, err
+	}
+	return torch.Data[uint8](t.ToDevice(torch.CPU))
 }

@@ -13,9 +13,11 @@ type Ctx struct {
 	// Sync, when set in training mode, makes every BatchNorm2d compute its
 	// batch statistics over all ranks of a data-parallel job
 	// (SyncBatchNorm): Sync sums a tensor over the ranks, differentiably
-	// (torch.Group.AllReduceSum).
+	// (a torch.Group).
 	Sync interface {
 		AllReduceSum(x *torch.Tensor) *torch.Tensor
+		Rank() int
+		World() int
 	}
 }
 
@@ -83,28 +85,39 @@ func (b *BatchNorm2d) Forward(ctx *Ctx, x *torch.Tensor) *torch.Tensor {
 	return x.BatchNorm(b.W, b.B, b.RunningMean, b.RunningVar, ctx.Train, b.Momentum, b.Eps)
 }
 
-// syncForward is SyncBatchNorm's training forward: the per-channel sums of
-// x and x² and the element count are summed over the ranks (one all-reduce
-// of 2C+1 values, whose backward sums the gradients over the ranks), giving
-// the mean and the biased variance of the whole global batch; the running
-// statistics are updated with the unbiased variance, as torch does.
+// syncForward is SyncBatchNorm's training forward, numerically as torch's:
+// each rank computes its per-channel mean and sum of squared deviations
+// (stable, as plain BatchNorm), the ranks exchange them with their counts
+// (one differentiable all-reduce of a World x (2C+1) table, each rank
+// filling its row: an all-gather whose backward sums the gradients over the
+// ranks), and combine them as parallel Welford does: mean = sum n_r m_r / N,
+// M2 = sum (M2_r + n_r (m_r - mean)^2). The running statistics take the
+// unbiased variance M2 / (N-1), as torch does.
 func (b *BatchNorm2d) syncForward(ctx *Ctx, x *torch.Tensor) *torch.Tensor {
 	sh := x.Shape()
 	if x.Err() != nil || len(sh) != 4 {
 		return x.BatchNorm(b.W, b.B, b.RunningMean, b.RunningVar, true, b.Momentum, b.Eps)
 	}
-	c := sh[1]
-	count := torch.Full(nil, float64(sh[0]*sh[2]*sh[3]), x.DType(), x.Device(), 1).In(x.Scope())
-	stats := ctx.Sync.AllReduceSum(torch.Cat(0, x.Sum(false, 0, 2, 3), x.Square().Sum(false, 0, 2, 3), count))
-	n := stats.Narrow(0, 2*c, 1)
-	mean := stats.Narrow(0, 0, c).Div(n)
-	variance := stats.Narrow(0, c, c).Div(n).Sub(mean.Square())
+	c, rank, world := sh[1], int64(ctx.Sync.Rank()), int64(ctx.Sync.World())
+	s := x.Scope()
 	view := func(t *torch.Tensor) *torch.Tensor { return t.Reshape(1, c, 1, 1) }
+	n := float64(sh[0] * sh[2] * sh[3])
+	m := x.Mean(false, 0, 2, 3)
+	m2 := x.Sub(view(m)).Square().Sum(false, 0, 2, 3)
+	row := torch.Cat(0, m, m2, torch.Full(nil, n, x.DType(), x.Device(), 1).In(s)).Reshape(1, 2*c+1)
+	table := torch.Cat(0, torch.Full(nil, 0, x.DType(), x.Device(), rank, 2*c+1).In(s), row,
+		torch.Full(nil, 0, x.DType(), x.Device(), world-rank-1, 2*c+1).In(s))
+	all := ctx.Sync.AllReduceSum(table)
+	means, m2s, counts := all.Narrow(1, 0, c), all.Narrow(1, c, c), all.Narrow(1, 2*c, 1)
+	total := counts.Sum(false)
+	mean := means.Mul(counts).Sum(false, 0).Div(total)
+	dev := means.Sub(mean.Reshape(1, c))
+	variance := m2s.Sum(false, 0).Add(dev.Square().Mul(counts).Sum(false, 0)).Div(total)
 	y := x.Sub(view(mean)).Mul(view(variance.AddScalar(b.Eps).Rsqrt().Mul(b.W))).Add(view(b.B))
-	if nv, err := n.Item(); err == nil && nv > 1 {
-		m := b.Momentum
-		rm := b.RunningMean.Detach().In(x.Scope()).MulScalar(1 - m).Add(mean.Detach().MulScalar(m))
-		rv := b.RunningVar.Detach().In(x.Scope()).MulScalar(1 - m).Add(variance.Detach().MulScalar(m * nv / (nv - 1)))
+	if nv, err := total.Item(); err == nil && nv > 1 {
+		mo := b.Momentum
+		rm := b.RunningMean.Detach().In(s).MulScalar(1 - mo).Add(mean.Detach().MulScalar(mo))
+		rv := b.RunningVar.Detach().In(s).MulScalar(1 - mo).Add(variance.Detach().MulScalar(mo * nv / (nv - 1)))
 		if err := b.RunningMean.CopyFrom(rm); err != nil {
 			return torch.Errorf("sync_batch_norm", "running mean: %w", err)
 		}

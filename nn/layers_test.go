@@ -198,15 +198,22 @@ func TestLinear(t *testing.T) {
 	}
 }
 
-// twoRanks stands in for a process group of two ranks holding the same
-// batch: the sum over the ranks doubles.
+// twoRanks stands in for rank 0 of a process group of two ranks holding
+// the same batch: in the table of per-rank rows, rank 1's row equals rank 0's.
 type twoRanks struct{}
 
-func (twoRanks) AllReduceSum(x *torch.Tensor) *torch.Tensor { return x.MulScalar(2) }
+func (twoRanks) AllReduceSum(x *torch.Tensor) *torch.Tensor {
+	row := x.Narrow(0, 0, 1)
+	return torch.Cat(0, row, row)
+}
+func (twoRanks) Rank() int  { return 0 }
+func (twoRanks) World() int { return 2 }
 
 type oneRank struct{}
 
 func (oneRank) AllReduceSum(x *torch.Tensor) *torch.Tensor { return x }
+func (oneRank) Rank() int                                  { return 0 }
+func (oneRank) World() int                                 { return 1 }
 
 // SyncBatchNorm on one rank is BatchNorm: same output and same gradients
 // for the input, weight and bias.

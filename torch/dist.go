@@ -276,9 +276,9 @@ func NewReducer(g *Group, params []*Tensor, bucketBytes int64, findUnused bool) 
 // Buckets returns the number of gradient buckets.
 func (r *Reducer) Buckets() int { return r.buckets }
 
-// Prepare arms the reducer for the next backward pass; call it before the
-// forward pass of every training step (outputs: the loss, needed only with
-// findUnused, which must then be passed after the forward pass instead).
+// Prepare arms the reducer for the next backward pass of a training step;
+// call it after the forward pass, before the backward pass (outputs: the
+// loss, from which findUnused looks for the parameters it does not reach).
 func (r *Reducer) Prepare(outputs ...*Tensor) error {
 	if r == nil || r.h == nil {
 		return &Error{Op: "reducer", Msg: "reducer is closed"}

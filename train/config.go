@@ -62,6 +62,12 @@ type Config struct {
 	Workers   int    `yaml:"workers" json:"workers"`       // data loading goroutines (0: all CPUs)
 	SaveEvery int    `yaml:"save_every" json:"save_every"` // save the resume state every N steps (1: lose at most the current step)
 	Init      string `yaml:"init" json:"init"`             // "" (PyTorch default init) or a .safetensors checkpoint to start from
+
+	// SyncBN computes BatchNorm statistics over the whole global batch of
+	// a data-parallel run (SyncBatchNorm); off, each rank normalises by
+	// its own batch, as DistributedDataParallel does. No effect on one
+	// process.
+	SyncBN bool `yaml:"sync_batchnorm" json:"sync_batchnorm,omitempty"`
 }
 
 // Presets returns the named configurations.

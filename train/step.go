@@ -26,6 +26,15 @@ type Stepper struct {
 	Opt    *optim.Adam
 	Config Config
 	Device torch.Device
+
+	// Data-parallel training (all nil/0 on one process): Reducer averages
+	// the gradients over Group during the backward pass; Buffers (the
+	// BatchNorm statistics) are broadcast from rank 0 before every forward
+	// pass, as DistributedDataParallel does; Rank varies the dropout draws.
+	Reducer *torch.Reducer
+	Group   *torch.Group
+	Buffers []*torch.Tensor
+	Rank    int
 }
 
 // stepSeed derives the seed of one step's random draws (dropout masks, mixup)
@@ -58,7 +67,11 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 	if n == 0 {
 		return StepStats{}, fmt.Errorf("empty batch %d", b.Index)
 	}
-	gen, err := torch.NewGenerator(stepSeed(cfg.Seed, epoch, b.Index))
+	seed := stepSeed(cfg.Seed, epoch, b.Index)
+	if st.Rank > 0 {
+		seed = stepSeed(int64(seed), st.Rank, 0) // each rank its own dropout masks
+	}
+	gen, err := torch.NewGenerator(seed)
 	if err != nil {
 		return StepStats{}, err
 	}
@@ -99,7 +112,18 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 	}
 	lam := mix.Lambda
 
-	out := st.Model.Forward(nn.TrainCtx(gen), x)
+	ctx := nn.TrainCtx(gen)
+	if st.Group != nil {
+		if len(st.Buffers) > 0 {
+			if err := st.Group.Broadcast(0, st.Buffers...); err != nil {
+				return StepStats{}, fmt.Errorf("batch %d: broadcast buffers: %w", b.Index, err)
+			}
+		}
+		if cfg.SyncBN {
+			ctx.Sync = st.Group
+		}
+	}
+	out := st.Model.Forward(ctx, x)
 	if !anyMask {
 		target = nil // no patch loss in a batch without known masks
 	}
@@ -124,6 +148,14 @@ func (st *Stepper) step(b data.Batch, epoch int) (StepStats, error) {
 		lossCls, lossSeg, total = l.Cls, l.Seg, l.Total
 	}
 	st.Opt.ZeroGrad()
+	if st.Reducer != nil {
+		// Arm the reducer: it finds the parameters this loss does not reach
+		// (the checkpoint-only members, and the patch head in a batch
+		// without masks), so their gradients stay undefined, as here.
+		if err := st.Reducer.Prepare(total); err != nil {
+			return StepStats{}, fmt.Errorf("batch %d: %w", b.Index, err)
+		}
+	}
 	if err := total.Backward(); err != nil {
 		return StepStats{}, fmt.Errorf("batch %d: %w", b.Index, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lvnet-go/lvnet/data"
+	"github.com/lvnet-go/lvnet/dist"
 	"github.com/lvnet-go/lvnet/internal/fsutil"
 	"github.com/lvnet-go/lvnet/internal/progress"
 	"github.com/lvnet-go/lvnet/metrics"
@@ -37,6 +38,12 @@ type Options struct {
 	TTY        bool                      // redraw the progress bar in place
 	MaxSteps   int                       // stop (as if interrupted) after this many steps in this call; 0: no limit
 	Save       SaveFunc                  // writes model checkpoints (last/best)
+
+	// Dist makes this call one rank of a data-parallel job (nil: one
+	// process). Every rank trains on its shard of each epoch with the
+	// gradients averaged by c10d's Reducer; rank 0 alone writes the run
+	// directory (see distributed.go).
+	Dist *dist.Job
 }
 
 // SaveFunc writes a model checkpoint with metadata (package checkpoint).
@@ -71,6 +78,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				err = t.endEpoch(rec, improved)
 			}
 		}
+		err = t.explain(err)
 		if errors.Is(err, errStopped) {
 			return t.interrupt()
 		}
@@ -78,7 +86,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			return Result{}, err
 		}
 	}
-	return t.result(false), nil
+	return t.result(false), t.finish()
 }
 
 // errStopped ends an epoch early: ctx was cancelled or MaxSteps reached.
@@ -101,6 +109,7 @@ type trainer struct {
 	unsaved   bool // steps trained since the resume state was last written
 	statePath string
 	mlog      *os.File // metrics.jsonl, appended to
+	reducer   *torch.Reducer
 }
 
 func (t *trainer) logf(format string, args ...any) { fmt.Fprintf(t.o.Log, format+"\n", args...) }
@@ -114,19 +123,30 @@ func (t *trainer) setup() error {
 	if t.o.Log == nil {
 		t.o.Log = os.Stderr
 	}
+	if !t.writer() {
+		t.o.Log = io.Discard // rank 0 reports
+	}
 	if t.o.Save == nil {
 		return errors.New("train: no checkpoint writer")
 	}
-	if err := os.MkdirAll(t.o.Out, 0o755); err != nil {
-		return fmt.Errorf("train: %w", err)
+	if t.writer() {
+		if err := os.MkdirAll(t.o.Out, 0o755); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
 	}
 	if err := t.openData(); err != nil {
+		return err
+	}
+	if err := t.agree(); err != nil {
 		return err
 	}
 	if err := t.buildModel(); err != nil {
 		return err
 	}
-	return t.openRun()
+	if err := t.openRun(); err != nil {
+		return t.explain(err)
+	}
+	return t.explain(t.replicate())
 }
 
 // openData opens the training set (and the validation set) and their
@@ -152,8 +172,9 @@ func (t *trainer) openData() error {
 		return fmt.Errorf("train data %s: %d images, fewer than one batch of %d", o.Train, trainSet.Len(), cfg.BatchSize)
 	}
 	aug := cfg.Augmentation()
+	rank, world := t.rank()
 	t.loader = data.NewLoader(trainSet, data.LoaderOptions{BatchSize: cfg.BatchSize, Workers: cfg.Workers,
-		Train: true, Seed: cfg.Seed, DropLast: true, Augment: &aug})
+		Train: true, Seed: cfg.Seed, DropLast: true, Augment: &aug, Rank: rank, World: world})
 	if o.Val != "" {
 		vopts := dopts
 		vopts.Split, vopts.Balance, vopts.Every, vopts.Region = "val", false, 1, "none"
@@ -161,10 +182,15 @@ func (t *trainer) openData() error {
 		if err != nil {
 			return fmt.Errorf("validation data: %w", err)
 		}
-		t.valLoader = data.NewLoader(valSet, data.LoaderOptions{BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed})
+		t.valLoader = data.NewLoader(valSet, data.LoaderOptions{BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: cfg.Seed,
+			Rank: rank, World: world})
 	}
 	t.logf("train: %d real + %d fake images (%d skipped), %d batches of %d per epoch, %d epochs",
 		nr, nf, trainSet.Skipped(), t.loader.Len(), cfg.BatchSize, cfg.Epochs)
+	if world > 1 {
+		t.logf("train: data-parallel over %d ranks (%s): %d images per rank and epoch, global batch %d",
+			world, t.o.Dist.Group.Backend(), t.loader.Samples(), world*cfg.BatchSize)
+	}
 	return nil
 }
 
@@ -186,7 +212,7 @@ func (t *trainer) buildModel() error {
 			return err
 		}
 	}
-	if cfg.Init != "" && !o.Resume {
+	if cfg.Init != "" && !o.Resume && t.writer() { // other ranks receive rank 0's weights
 		if err := initFrom(m, cfg.Init); err != nil {
 			return err
 		}
@@ -213,22 +239,32 @@ func (t *trainer) openRun() error {
 	t.statePath = filepath.Join(o.Out, "last.optim.safetensors")
 	logPath := filepath.Join(o.Out, "metrics.jsonl")
 	if o.Resume {
-		pos, err := loadResume(t.statePath, t.m, t.adam, t.cfg, o)
+		statePath, cleanup, err := t.resumeFile()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		pos, err := loadResume(statePath, t.m, t.adam, t.cfg, o)
 		if err != nil {
 			return err
 		}
 		t.pos = pos
+		if !t.writer() {
+			return nil
+		}
 		if err := trimLog(logPath, pos); err != nil {
 			return err
 		}
 		t.logf("train: resuming at epoch %d, batch %d (step %d)", pos.Epoch+1, pos.Batch, pos.Step)
-	} else {
+	} else if t.writer() {
 		if _, err := os.Stat(t.statePath); err == nil {
 			return fmt.Errorf("train: %s already holds a run; pass --resume to continue it or choose another --out", o.Out)
 		}
 		if err := fsutil.WriteFile(filepath.Join(o.Out, "config.yaml"), []byte(t.cfg.YAML()), 0o644); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
+	} else {
+		return nil
 	}
 	mlog, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -240,6 +276,9 @@ func (t *trainer) openRun() error {
 
 // close frees what setup made, in reverse order.
 func (t *trainer) close() {
+	if t.reducer != nil {
+		t.reducer.Close()
+	}
 	if t.mlog != nil {
 		t.mlog.Close()
 	}
@@ -265,7 +304,12 @@ func (t *trainer) runEpoch(ctx context.Context) (EpochRecord, error) {
 	sum := &pos.Run
 	t0 := time.Now().Add(-time.Duration(sum.Seconds * float64(time.Second)))
 	for {
-		if ctx.Err() != nil || (t.o.MaxSteps > 0 && t.steps >= t.o.MaxSteps) {
+		stop, err := t.agreeStop(ctx.Err() != nil || (t.o.MaxSteps > 0 && t.steps >= t.o.MaxSteps))
+		if err != nil {
+			it.Close()
+			return EpochRecord{}, err
+		}
+		if stop {
 			it.Close()
 			bar.Finish()
 			return EpochRecord{}, errStopped
@@ -278,6 +322,10 @@ func (t *trainer) runEpoch(ctx context.Context) (EpochRecord, error) {
 		t.adam.SetLR(cfg.LRAt(pos.Epoch, pos.Step, t.loader.Len()))
 		s, err := t.stepper.Step(b, pos.Epoch)
 		if err != nil {
+			it.Close()
+			return EpochRecord{}, fmt.Errorf("epoch %d: %w", pos.Epoch+1, err)
+		}
+		if s, err = t.reduceStats(s); err != nil {
 			it.Close()
 			return EpochRecord{}, fmt.Errorf("epoch %d: %w", pos.Epoch+1, err)
 		}
@@ -327,8 +375,11 @@ func (t *trainer) validate(ctx context.Context, rec *EpochRecord) (improved bool
 	vbar := progress.NewTo(t.o.Log, t.o.TTY, "validate", 0, "img")
 	recs, err := Evaluate(ctx, t.m, t.valLoader, t.o.Device, vbar)
 	vbar.Finish()
+	if err == nil {
+		recs, err = t.gatherRecords(recs)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && t.o.Dist == nil {
 			return false, errStopped
 		}
 		return false, fmt.Errorf("validation: %w", err)
@@ -359,6 +410,9 @@ func (t *trainer) endEpoch(rec EpochRecord, improved bool) error {
 	t.pos.Epoch++
 	t.pos.Batch = 0
 	t.pos.Run = epochRun{}
+	if !t.writer() {
+		return nil
+	}
 	if err := t.saveState(); err != nil {
 		return err
 	}
@@ -381,6 +435,9 @@ func (t *trainer) endEpoch(rec EpochRecord, improved bool) error {
 // resume state, whatever SaveEvery, and last.safetensors) and reports the
 // run as interrupted.
 func (t *trainer) interrupt() (Result, error) {
+	if !t.writer() {
+		return t.result(true), t.finish()
+	}
 	if _, err := os.Stat(t.statePath); t.unsaved || err != nil {
 		if err := t.saveState(); err != nil {
 			return Result{}, err
@@ -390,11 +447,14 @@ func (t *trainer) interrupt() (Result, error) {
 		return Result{}, err
 	}
 	t.logf("train: stopped at epoch %d, batch %d (step %d); state saved in %s — continue with --resume", t.pos.Epoch+1, t.pos.Batch, t.pos.Step, t.o.Out)
-	return t.result(true), nil
+	return t.result(true), t.finish()
 }
 
 // saveState writes the resume state of the current position.
 func (t *trainer) saveState() error {
+	if !t.writer() {
+		return nil
+	}
 	if err := saveResume(t.statePath, t.m, t.adam, t.cfg, t.o, t.pos); err != nil {
 		return err
 	}
@@ -404,6 +464,9 @@ func (t *trainer) saveState() error {
 
 // record appends one line to metrics.jsonl.
 func (t *trainer) record(v any) error {
+	if t.mlog == nil {
+		return nil // not rank 0
+	}
 	b, _ := json.Marshal(v)
 	_, err := t.mlog.Write(append(b, '\n'))
 	return err
