@@ -108,6 +108,7 @@ type Job struct {
 	hb            *torch.Store // the heartbeat's own connection
 	step          atomic.Int64
 	seq           atomic.Int64 // keys of BroadcastBytes
+	published     atomic.Int64 // when the heartbeat was last published (Unix ms)
 	done          chan struct{}
 	wg            sync.WaitGroup
 }
@@ -165,11 +166,18 @@ func isLoopback(addr string) bool {
 // Timeout returns the job's collective timeout.
 func (j *Job) Timeout() time.Duration { return j.timeout }
 
-// Progress records the step this rank has finished (published with the
-// heartbeat).
-func (j *Job) Progress(step int) { j.step.Store(int64(step)) }
+// Progress records the step this rank has finished; it is published at
+// once when the last heartbeat is older than a quarter period, else with
+// the next.
+func (j *Job) Progress(step int) {
+	j.step.Store(int64(step))
+	if time.Since(time.UnixMilli(j.published.Load())) > j.beat/4 {
+		j.publish()
+	}
+}
 
 func (j *Job) publish() {
+	j.published.Store(time.Now().UnixMilli())
 	v := fmt.Sprintf("%d %d", j.step.Load(), time.Now().UnixMilli())
 	_ = j.hb.Set(fmt.Sprintf("lvnet/hb/%d", j.Rank), []byte(v))
 }

@@ -53,6 +53,10 @@ func Launch(ctx context.Context, o LaunchOptions) error {
 	if o.Grace <= 0 {
 		o.Grace = 15 * time.Second
 	}
+	// The workers' output is copied by several goroutines: one lock keeps
+	// lines whole.
+	var mu sync.Mutex
+	o.Stdout, o.Stderr = &lockedWriter{mu: &mu, w: o.Stdout}, &lockedWriter{mu: &mu, w: o.Stderr}
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -160,4 +164,19 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lockedWriter serialises writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return len(p), nil
+	}
+	return l.w.Write(p)
 }

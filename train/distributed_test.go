@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,11 +45,25 @@ type ddpJob struct {
 	Config    Config
 	MaxSteps  int
 	Resume    bool
+	Timeout   time.Duration // the job's collective timeout (default 60 s)
+	// Fault, for rank 1: "die" exits after step FaultStep, "hang" blocks
+	// there forever.
+	Fault     string
+	FaultStep int
 }
 
-// runDDP trains job on world ranks (child processes on loopback, one thread
-// each; world 1: one plain process) and returns each rank's output.
-func runDDP(t *testing.T, world int, job ddpJob) []string {
+// rankRun is how one rank ended.
+type rankRun struct {
+	out  string
+	err  error
+	took time.Duration
+}
+
+// startRanks runs job on world ranks (child processes on loopback, one
+// thread each; world 1: one plain process), rank r with job.Config changed
+// by tweak (nil: none), and returns how each ended. Ranks still running
+// when rank 0 has ended are killed after grace.
+func startRanks(t *testing.T, world int, job ddpJob, tweak func(r int, c *Config), grace time.Duration) []rankRun {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,33 +71,65 @@ func runDDP(t *testing.T, world int, job ddpJob) []string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	spec, _ := json.Marshal(job)
-	outs := make([]string, world)
-	errs := make([]error, world)
-	var wg sync.WaitGroup
+	runs := make([]rankRun, world)
+	cmds := make([]*exec.Cmd, world)
+	bufs := make([]*bytes.Buffer, world)
+	done := make([]chan struct{}, world)
+	start := time.Now()
 	for r := 0; r < world; r++ {
+		jr := job
+		if tweak != nil {
+			tweak(r, &jr.Config)
+		}
+		if r != 1 {
+			jr.Fault = ""
+		}
+		spec, _ := json.Marshal(jr)
 		c := exec.Command(os.Args[0], "-test.run=^TestDDPWorker$")
 		c.Env = append(os.Environ(), "LVNET_DDP_JOB="+string(spec), "LVNET_THREADS=1", "RANK="+strconv.Itoa(r),
 			"WORLD_SIZE="+strconv.Itoa(world), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
-		var b bytes.Buffer
-		c.Stdout, c.Stderr = &b, &b
-		wg.Add(1)
+		bufs[r] = &bytes.Buffer{}
+		c.Stdout, c.Stderr = bufs[r], bufs[r]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r], done[r] = c, make(chan struct{})
 		go func(r int) {
-			defer wg.Done()
-			errs[r] = c.Run()
-			outs[r] = b.String()
+			runs[r].err = cmds[r].Wait()
+			runs[r].took = time.Since(start)
+			close(done[r])
 		}(r)
 	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v\n%s", r, err, outs[r])
+	<-done[0]
+	for r := 1; r < world; r++ {
+		select {
+		case <-done[r]:
+		case <-time.After(grace):
+			cmds[r].Process.Kill()
+			<-done[r]
 		}
+	}
+	for r := range runs {
+		runs[r].out = bufs[r].String()
+	}
+	return runs
+}
+
+// runDDP is startRanks for runs that must succeed; it returns each rank's
+// output.
+func runDDP(t *testing.T, world int, job ddpJob) []string {
+	t.Helper()
+	outs := make([]string, world)
+	for r, run := range startRanks(t, world, job, nil, 2*time.Minute) {
+		if run.err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, run.err, run.out)
+		}
+		outs[r] = run.out
 	}
 	return outs
 }
 
-// TestDDPWorker is one rank of runDDP (skipped in a normal run).
+// TestDDPWorker is one rank of startRanks (skipped in a normal run).
 func TestDDPWorker(t *testing.T) {
 	spec := os.Getenv("LVNET_DDP_JOB")
 	if spec == "" {
@@ -101,12 +146,29 @@ func TestDDPWorker(t *testing.T) {
 	o := runOpts(job.Data, job.Out, job.Config)
 	o.MaxSteps, o.Resume = job.MaxSteps, job.Resume
 	if env.Distributed() { // else the one-process reference, also on one thread
-		j, err := dist.Join(env, dist.Options{Timeout: 60 * time.Second})
+		if job.Timeout == 0 {
+			job.Timeout = time.Minute
+		}
+		j, err := dist.Join(env, dist.Options{Timeout: job.Timeout})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer j.Close()
 		o.Dist = j
+	}
+	switch job.Fault {
+	case "die":
+		o.afterStep = func(step int) {
+			if step == job.FaultStep {
+				os.Exit(3)
+			}
+		}
+	case "hang":
+		o.afterStep = func(step int) {
+			if step == job.FaultStep {
+				select {}
+			}
+		}
 	}
 	o.Log = os.Stderr
 	if _, err := Run(context.Background(), o); err != nil {
@@ -209,4 +271,63 @@ func TestDDPMatchesOneProcessWithDoubleBatch(t *testing.T) {
 	} else {
 		t.Logf("without SyncBN: %.2g relative", rel)
 	}
+}
+
+// A rank that dies or hangs makes the other stop within the job's timeout
+// with an error naming it; the run resumes from the last saved state. Ranks
+// started with different configurations refuse to start.
+func TestDDPFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains in child processes")
+	}
+	dir := t.TempDir()
+	writeSet(t, dir, 8)
+	cfg := ddpConfig()
+	cfg.BatchSize = 2
+	const timeout = 8 * time.Second
+	for _, tc := range []struct {
+		fault, want string
+		within      time.Duration
+	}{
+		{"die", "rank 1 died", 40 * time.Second},
+		{"hang", "rank 1 stopped responding (hung)", 60 * time.Second},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			runs := startRanks(t, 2, ddpJob{Data: dir, Out: out, Config: cfg, Timeout: timeout, Fault: tc.fault, FaultStep: 2}, nil, 5*time.Second)
+			r0 := runs[0]
+			if r0.err == nil || !strings.Contains(r0.out, tc.want) {
+				t.Fatalf("rank 0 should fail with %q: %v\n%s", tc.want, r0.err, r0.out)
+			}
+			if r0.took > tc.within {
+				t.Errorf("rank 0 took %v to stop (timeout %v)", r0.took, timeout)
+			}
+			t.Logf("rank 0 stopped after %.1fs: %s", r0.took.Seconds(), lastLine(r0.out, tc.want))
+			// The state saved after step 2 is whole, and the run goes on from it.
+			outs := runDDP(t, 2, ddpJob{Data: dir, Out: out, Config: cfg, Resume: true})
+			if !strings.Contains(outs[0], "resuming at epoch 1, batch 2 (step 2)") {
+				t.Errorf("the resumed run should start after step 2:\n%s", outs[0])
+			}
+		})
+	}
+	t.Run("mismatch", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "run")
+		runs := startRanks(t, 2, ddpJob{Data: dir, Out: out, Config: cfg, Timeout: timeout},
+			func(r int, c *Config) { c.Seed += int64(r) }, 20*time.Second)
+		for r, run := range runs {
+			if run.err == nil || !strings.Contains(run.out, "rank(s) 1 run a different configuration than rank 0") {
+				t.Errorf("rank %d should refuse to start: %v\n%s", r, run.err, run.out)
+			}
+		}
+	})
+}
+
+// lastLine returns the line of out that contains s.
+func lastLine(out, s string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }

@@ -39,6 +39,9 @@ type Options struct {
 	MaxSteps   int                       // stop (as if interrupted) after this many steps in this call; 0: no limit
 	Save       SaveFunc                  // writes model checkpoints (last/best)
 
+	// afterStep, when set (tests), runs after every step with its number.
+	afterStep func(step int)
+
 	// Dist makes this call one rank of a data-parallel job (nil: one
 	// process). Every rank trains on its shard of each epoch with the
 	// gradients averaged by c10d's Reducer; rank 0 alone writes the run
@@ -349,6 +352,9 @@ func (t *trainer) runEpoch(ctx context.Context) (EpochRecord, error) {
 			if err := t.saveState(); err != nil {
 				return EpochRecord{}, err
 			}
+		}
+		if t.o.afterStep != nil {
+			t.o.afterStep(pos.Step)
 		}
 		bar.SetSuffix("loss %.4f acc %.1f%% %.1f img/s", sum.Loss/float64(sum.N), 100*float64(sum.Correct)/float64(sum.N), ips)
 		bar.Add(1)
