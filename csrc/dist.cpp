@@ -162,7 +162,29 @@ DDP *reducer_new(Group *g, std::vector<at::Tensor> params, int64_t bucket_bytes,
 }
 void reducer_free(DDP *d) { delete d; }
 
+namespace {
+// QuietStrides drops one warning of the Reducer: a channels-last 1x1 (or
+// depthwise) convolution's weight and its gradient describe the same memory
+// order with different strides on their size-1 dimensions, which the
+// Reducer reports once per process although the copy it makes is correct
+// and costs nothing measurable. Every other warning goes to c10's default.
+struct QuietStrides : public c10::WarningHandler {
+  void process(const c10::SourceLocation &loc, const std::string &msg, const bool verbatim) override {
+    if (msg.rfind("Grad strides do not match bucket view strides", 0) == 0) return;
+    c10::WarningHandler::process(loc, msg, verbatim);
+  }
+};
+}  // namespace
+
 void reducer_prepare(DDP *d, const std::vector<at::Tensor> &outputs) {
+  // c10's warning handler is per thread: install the filter on the thread
+  // that runs the backward pass (the autograd engine runs CPU work on it).
+  static QuietStrides quiet;
+  static thread_local bool installed = false;
+  if (!installed) {
+    c10::Warning::set_warning_handler(&quiet);
+    installed = true;
+  }
   // DistributedDataParallel.forward: rebuild the buckets in the order the
   // gradients became ready in the first iteration, then arm the hooks.
   d->reducer->rebuild_buckets();
