@@ -51,7 +51,7 @@ $(BUILD)/dist.o: csrc/dist.h
 # lacks; NCCL=1 (with a CUDA TORCH_DIR) adds the NCCL process group.
 $(BUILD)/dist.o: csrc/dist.cpp
 	@mkdir -p $(BUILD)
-	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -idirafter csrc/compat $(if $(NCCL),-DLVSHIM_NCCL) -c $< -o $@
+	g++ -O2 -std=c++17 -fPIC $(TORCH_CFLAGS) -idirafter csrc/compat $(if $(NCCL),-DLVSHIM_NCCL -DUSE_C10D_NCCL) -c $< -o $@
 $(BUILD)/allocator.o: csrc/allocator.h
 $(BUILD)/mpff.o: csrc/mpff.h csrc/mpff_kernel.h
 

@@ -35,6 +35,9 @@ type Env struct {
 	Rank, World, LocalRank int
 	Addr                   string // MASTER_ADDR: the host of rank 0's store
 	Port                   int    // MASTER_PORT
+	// AgentStore: torchrun's agent already serves the store at Addr:Port
+	// (TORCHELASTIC_USE_AGENT_STORE=True), so rank 0 connects to it too.
+	AgentStore bool
 }
 
 // Distributed reports whether the job has more than one rank.
@@ -69,6 +72,7 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	if a := strings.TrimSpace(getenv("MASTER_ADDR")); a != "" {
 		e.Addr = a
 	}
+	e.AgentStore = strings.EqualFold(strings.TrimSpace(getenv("TORCHELASTIC_USE_AGENT_STORE")), "true")
 	switch {
 	case e.World < 1:
 		return e, fmt.Errorf("dist: WORLD_SIZE=%d: need at least 1", e.World)
@@ -127,7 +131,7 @@ func Join(e Env, o Options) (*Job, error) {
 		o.Getenv = os.Getenv
 	}
 	where := net.JoinHostPort(e.Addr, strconv.Itoa(e.Port))
-	store, err := torch.NewStore(e.Addr, e.Port, e.World, e.Rank == 0, o.Timeout)
+	store, err := torch.NewStore(e.Addr, e.Port, e.World, e.Rank == 0 && !e.AgentStore, o.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("dist: rank %d of %d: rendezvous at %s (MASTER_ADDR:MASTER_PORT) within %v: %w", e.Rank, e.World, where, o.Timeout, err)
 	}

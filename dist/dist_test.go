@@ -20,6 +20,8 @@ func TestFromEnv(t *testing.T) {
 		{"no job", nil, Env{World: 1, Addr: "127.0.0.1", Port: 29500}, ""},
 		{"torchrun", map[string]string{"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "node0", "MASTER_PORT": "1234"},
 			Env{Rank: 3, World: 4, LocalRank: 1, Addr: "node0", Port: 1234}, ""},
+		{"torchrun's agent store", map[string]string{"RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "True"},
+			Env{Rank: 0, World: 2, Addr: "127.0.0.1", Port: 29500, AgentStore: true}, ""},
 		{"rank outside", map[string]string{"RANK": "4", "WORLD_SIZE": "4"}, Env{}, "RANK=4 is outside WORLD_SIZE=4"},
 		{"not a number", map[string]string{"WORLD_SIZE": "two"}, Env{}, `WORLD_SIZE="two" is not a non-negative integer`},
 		{"zero world", map[string]string{"WORLD_SIZE": "0"}, Env{}, "WORLD_SIZE=0: need at least 1"},

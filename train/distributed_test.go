@@ -257,6 +257,11 @@ func TestDDPMatchesOneProcessWithDoubleBatch(t *testing.T) {
 	// Stopped after 2 steps and resumed.
 	parts := filepath.Join(t.TempDir(), "parts")
 	runDDP(t, 2, ddpJob{Data: dir, Out: parts, Config: two, MaxSteps: 2})
+	// A resume needs the world size that saved the state.
+	if runs := startRanks(t, 1, ddpJob{Data: dir, Out: parts, Config: two, MaxSteps: 1, Resume: true}, nil, time.Minute); runs[0].err == nil ||
+		!strings.Contains(runs[0].out, "was saved by a run of 2 rank(s); resume it with 2") {
+		t.Errorf("resuming a 2-rank state on one process should be refused: %v\n%s", runs[0].err, runs[0].out)
+	}
 	runDDP(t, 2, ddpJob{Data: dir, Out: parts, Config: two, MaxSteps: steps - 2, Resume: true})
 	if rel, k := relDiff(t, last(parts), last(whole)); rel != 0 {
 		t.Errorf("two ranks stopped after 2 steps and resumed vs uninterrupted: %.2g relative (most in %s), want bit-exact", rel, k)

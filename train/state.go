@@ -39,6 +39,9 @@ type resumeMeta struct {
 	Config   Config           `json:"config"`
 	Train    string           `json:"train_data"`
 	Val      string           `json:"val_data"`
+	// World is the number of data-parallel ranks that trained (0: one
+	// process); a resume needs the same, for the same data order.
+	World int `json:"world,omitempty"`
 }
 
 const (
@@ -75,7 +78,11 @@ func saveResume(path string, m *model.LVNet, adam *optim.Adam, cfg Config, o Opt
 	if math.IsInf(pos.BestAUC, -1) {
 		pos.BestAUC = -1
 	}
-	meta, err := json.Marshal(resumeMeta{Format: resumeFormat, Position: pos, Steps: steps, Config: cfg, Train: o.Train, Val: o.Val})
+	rm := resumeMeta{Format: resumeFormat, Position: pos, Steps: steps, Config: cfg, Train: o.Train, Val: o.Val}
+	if o.Dist != nil && o.Dist.World > 1 {
+		rm.World = o.Dist.World
+	}
+	meta, err := json.Marshal(rm)
 	if err != nil {
 		return err
 	}
@@ -107,6 +114,14 @@ func loadResume(path string, m *model.LVNet, adam *optim.Adam, cfg Config, o Opt
 	if string(a) != string(b) {
 		return pos, fmt.Errorf("resume: the configuration differs from the one %s was started with; rerun with that configuration (saved in %s)",
 			filepath.Dir(path), filepath.Join(filepath.Dir(path), "config.yaml"))
+	}
+	world := 1
+	if o.Dist != nil {
+		world = o.Dist.World
+	}
+	if saved := max(rm.World, 1); saved != world {
+		return pos, fmt.Errorf("resume: %s was saved by a run of %d rank(s); resume it with %d (WORLD_SIZE or --nproc-per-node), not %d, so that every rank sees the same samples",
+			path, saved, saved, world)
 	}
 	if rm.Train != o.Train {
 		return pos, fmt.Errorf("resume: the run was started with --data %q, not %q", rm.Train, o.Train)
