@@ -1,15 +1,12 @@
 package checkpoint
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 	"github.com/lvnet-go/lvnet/model"
 	"github.com/lvnet-go/lvnet/weights"
 )
@@ -86,7 +83,7 @@ func Import(path string, opts ImportOptions) (*Imported, error) {
 	default:
 		return nil, fmt.Errorf("import %s: unknown format %q (want %s or %s)", path, opts.Format, FormatOfficial, FormatXceptionImageNet)
 	}
-	sum, err := fileSHA256(path)
+	sum, err := fsutil.SHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
@@ -190,20 +187,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// fileSHA256 returns the hex SHA-256 of a file's bytes.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // GroupKeys summarises a list of state-dict keys by module, for messages:

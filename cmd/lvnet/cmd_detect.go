@@ -16,6 +16,7 @@ import (
 	"github.com/lvnet-go/lvnet/checkpoint"
 	"github.com/lvnet-go/lvnet/detect"
 	"github.com/lvnet-go/lvnet/face"
+	"github.com/lvnet-go/lvnet/internal/fsutil"
 	"github.com/lvnet-go/lvnet/internal/progress"
 	"github.com/lvnet-go/lvnet/internal/shard"
 	"github.com/lvnet-go/lvnet/media"
@@ -126,7 +127,7 @@ func detectMain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	var job *resultsJob
 	if *outDir != "" {
-		sum, err := fileSHA256(ckpt)
+		sum, err := fsutil.SHA256(ckpt)
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
 		}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -342,20 +340,6 @@ func openResultsJob(dir string, sh shard.Shard, entries []entry, sel []int, opts
 	}
 	j.w = &resultsWriter{path: path, f: f}
 	return j, nil
-}
-
-// fileSHA256 returns the hex SHA-256 of a file's contents.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // mergeResults reads the results files of the shards of one run and puts

@@ -10,6 +10,8 @@ package fsutil
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -87,4 +89,18 @@ func CopyFile(src, dst string, perm fs.FileMode) error {
 		}
 		return nil
 	})
+}
+
+// SHA256 returns the hex SHA-256 of a file's contents.
+func SHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
