@@ -66,14 +66,14 @@ func TestLaunchWorker(t *testing.T) {
 }
 
 func TestLaunch(t *testing.T) {
-	run := func(mode string) (string, error, time.Duration) {
+	run := func(mode string) (string, time.Duration, error) {
 		var out bytes.Buffer
 		t0 := time.Now()
 		err := Launch(context.Background(), LaunchOptions{N: 3, Path: os.Args[0], Args: []string{"-test.run=^TestLaunchWorker$"},
 			Env: append(os.Environ(), "LVNET_LAUNCH_TEST="+mode, "LVNET_THREADS="), Stdout: &out, Stderr: &out, Grace: time.Second})
-		return out.String(), err, time.Since(t0)
+		return out.String(), time.Since(t0), err
 	}
-	out, err, _ := run("ok")
+	out, _, err := run("ok")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -82,7 +82,7 @@ func TestLaunch(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err, took := run("fail")
+	out, took, err := run("fail")
 	if err == nil || !strings.Contains(err.Error(), "rank 1 of 3 failed") || !strings.Contains(out, "[rank 1] rank 1 gives up") {
 		t.Fatalf("want rank 1's failure reported: %v\n%s", err, out)
 	}
