@@ -41,7 +41,7 @@ func ddpConfig() Config {
 // ddpJob is one rank's work in TestDDPWorker: the options are passed as JSON
 // in the environment.
 type ddpJob struct {
-	Data, Out string
+	Data, Val, Out string
 	Config    Config
 	MaxSteps  int
 	Resume    bool
@@ -144,7 +144,7 @@ func TestDDPWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := runOpts(job.Data, job.Out, job.Config)
-	o.MaxSteps, o.Resume = job.MaxSteps, job.Resume
+	o.Val, o.MaxSteps, o.Resume = job.Val, job.MaxSteps, job.Resume
 	if env.Distributed() { // else the one-process reference, also on one thread
 		if job.Timeout == 0 {
 			job.Timeout = time.Minute
@@ -230,28 +230,35 @@ func TestDDPMatchesOneProcessWithDoubleBatch(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeSet(t, dir, 8) // 16 images: 4 steps of 4 (one process) = 4 steps of 2 x 2 (two ranks)
-	const steps = 4
 	one := ddpConfig()
 	one.BatchSize = 4
 	ref := filepath.Join(t.TempDir(), "one")
-	runDDP(t, 1, ddpJob{Data: dir, Out: ref, Config: one, MaxSteps: steps})
+	runDDP(t, 1, ddpJob{Data: dir, Val: dir, Out: ref, Config: one}) // one epoch: 4 steps, then validation
 	last := func(dir string) string { return filepath.Join(dir, "last.safetensors") }
+	valAUC := func(dir string) float64 {
+		ep := readKind(t, filepath.Join(dir, "metrics.jsonl"), "epoch")
+		if len(ep) != 1 || ep[0]["val_auc"] == nil {
+			t.Fatalf("%s: %d epoch lines, want 1 with val_auc", dir, len(ep))
+		}
+		return ep[0]["val_auc"].(float64)
+	}
 
 	two := ddpConfig()
 	two.BatchSize = 2
 	two.SyncBN = true
 	whole := filepath.Join(t.TempDir(), "two")
-	outs := runDDP(t, 2, ddpJob{Data: dir, Out: whole, Config: two, MaxSteps: steps})
+	outs := runDDP(t, 2, ddpJob{Data: dir, Val: dir, Out: whole, Config: two})
 	if !strings.Contains(outs[0], "data-parallel over 2 ranks") || !strings.Contains(outs[0], "c10d Reducer") {
 		t.Errorf("rank 0's log does not describe the data-parallel run:\n%s", outs[0])
 	}
 	if rel, k := relDiff(t, last(whole), last(ref)); rel > 1e-5 {
-		t.Errorf("two ranks x batch 2 vs one process x batch 4 after %d steps: %.2g relative (most in %s)", steps, rel, k)
+		t.Errorf("two ranks x batch 2 vs one process x batch 4 after 4 steps: %.2g relative (most in %s)", rel, k)
 	} else {
 		t.Logf("two ranks x batch 2 vs one process x batch 4: %.2g relative", rel)
 	}
-	if _, err := os.Stat(filepath.Join(whole, "metrics.jsonl")); err != nil {
-		t.Errorf("rank 0 wrote no metrics: %v", err)
+	// Validation split between the ranks and gathered: the same AUC.
+	if a, b := valAUC(whole), valAUC(ref); math.Abs(a-b) > 1e-6 {
+		t.Errorf("validation AUC: two ranks %v, one process %v", a, b)
 	}
 
 	// Stopped after 2 steps and resumed.
@@ -262,7 +269,7 @@ func TestDDPMatchesOneProcessWithDoubleBatch(t *testing.T) {
 		!strings.Contains(runs[0].out, "was saved by a run of 2 rank(s); resume it with 2") {
 		t.Errorf("resuming a 2-rank state on one process should be refused: %v\n%s", runs[0].err, runs[0].out)
 	}
-	runDDP(t, 2, ddpJob{Data: dir, Out: parts, Config: two, MaxSteps: steps - 2, Resume: true})
+	runDDP(t, 2, ddpJob{Data: dir, Val: dir, Out: parts, Config: two, Resume: true})
 	if rel, k := relDiff(t, last(parts), last(whole)); rel != 0 {
 		t.Errorf("two ranks stopped after 2 steps and resumed vs uninterrupted: %.2g relative (most in %s), want bit-exact", rel, k)
 	}
@@ -270,7 +277,7 @@ func TestDDPMatchesOneProcessWithDoubleBatch(t *testing.T) {
 	// Per-replica BatchNorm (DDP's default) is another computation.
 	two.SyncBN = false
 	local := filepath.Join(t.TempDir(), "local")
-	runDDP(t, 2, ddpJob{Data: dir, Out: local, Config: two, MaxSteps: steps})
+	runDDP(t, 2, ddpJob{Data: dir, Out: local, Config: two})
 	if rel, _ := relDiff(t, last(local), last(ref)); rel < 1e-4 {
 		t.Errorf("per-replica BatchNorm over batches of 2 should differ from batch 4's: %.2g relative", rel)
 	} else {
